@@ -1,0 +1,52 @@
+"""Checks the gate applies to stage results before trusting them.
+
+A detector's findings must address real fields and spans; a transform must leave
+no value it was told to remove anywhere in the message (a second detector miss,
+the same value in another turn, a header-like name field). Messages never
+contain the value itself: only its entity type and field path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from trustlayer.types import Finding, Message, Operator
+
+__all__ = ["check_findings", "check_transformed"]
+
+# Values shorter than this are too common as substrings to test for (e.g. "Al" in "Also").
+_MIN_CHECKED = 4
+
+
+def check_findings(message: Message, findings: Sequence[Finding]) -> str | None:
+    """Return why ``findings`` are invalid for ``message``, or ``None`` when they are sound."""
+    fields = dict(message.texts())
+    for f in findings:
+        if not isinstance(f, Finding):
+            return f"detector returned a {type(f).__name__} among its findings, expected Finding"
+        text = fields.get(f.path)
+        if text is None:
+            return f"a {f.entity_type} finding names field {f.path!r}, which the message does not have"
+        if f.end > len(text):
+            return (f"a {f.entity_type} finding in {f.path} ends at {f.end}, past the field's end "
+                    f"({len(text)} characters)")
+    return None
+
+
+def check_transformed(before: Message, after: Message, findings: Sequence[Finding],
+                      operators: Mapping[str, Operator]) -> str | None:
+    """Return a reason when a value that had to be removed is still present after the transform."""
+    if before.conversation_id != after.conversation_id:
+        return "the transform changed the conversation id"
+    fields = dict(before.texts())
+    leaving = [text for _, text in after.texts()]
+    for f in findings:
+        if f.entity_type not in operators:
+            continue
+        value = fields[f.path][f.start:f.end].strip()
+        if len(value) < _MIN_CHECKED:
+            continue
+        for text in leaving:
+            if value in text:
+                return f"a {f.entity_type} value found in {f.path} is still present after the transform"
+    return None

@@ -1,0 +1,581 @@
+"""The gate: the one path every message takes across a trust boundary.
+
+    outbound: detect ─► decide ─► transform ─► decide again ─► sign ─► record ──► may leave
+    inbound:  authenticate ─► restore ─► verify ─► sign ─► record ──► caller
+
+The path is written once, as a generator that yields stage calls (``_Call``) and
+receives their results; thin runners drive it synchronously (``outbound``) or
+asynchronously (``outbound_async``), each enforcing the per-stage timeouts. Any
+exception, timeout or invalid result is thrown back into the path, which signs and
+records a *block* and raises :class:`~trustlayer.errors.Blocked` (fail closed)::
+
+    gate = Gate(detector=..., decider=..., transformer=..., signer=..., recorder=...)
+    out = gate.outbound(message, route)      # raises Blocked, or returns what may leave
+    reply = send(out.route.recipient, out.message)
+    result = gate.inbound(reply, out.route, request=out)
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Generator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from trustlayer._gate_checks import check_findings, check_transformed
+from trustlayer.errors import Blocked, TrustError, Unverified
+from trustlayer.stages import (
+    Authenticator,
+    Decider,
+    Detector,
+    PeerRecord,
+    Recorder,
+    Restorer,
+    Signed,
+    Signer,
+    StreamRestorer,
+    Transformer,
+    Verifier,
+)
+from trustlayer.taint import TaintStore
+from trustlayer.types import Decision, Endpoint, Finding, Hop, Message, Outcome, Route, Verdict, VerifyRequirement
+
+__all__ = ["DEFAULT_TIMEOUTS", "Gate", "Inbound", "InboundStream", "Outbound"]
+
+#: Seconds each stage may take before the message is blocked; ``None`` disables a stage's timeout.
+DEFAULT_TIMEOUTS: Mapping[str, float | None] = {
+    "detect": 10.0,
+    "decide": 2.0,
+    "transform": 10.0,
+    "sign": 5.0,
+    "record": 10.0,
+    "authenticate": 5.0,
+    "restore": 10.0,
+    "verify": 120.0,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """What the outbound path allows to leave, and why.
+
+    ``message`` is the transformed message for ``route.recipient`` (which differs from
+    the requested recipient after a reroute); ``record`` is the signed hop record.
+    """
+
+    message: Message
+    route: Route
+    decision: Decision
+    findings: tuple[Finding, ...]
+    record: Signed
+    index: int
+    original: Message = field(repr=False)
+
+    @property
+    def rerouted(self) -> bool:
+        """True when policy sent the message somewhere other than requested."""
+        return self.decision.outcome is Outcome.REROUTE
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """A response after the inbound path: restored for the caller, verified when required."""
+
+    message: Message
+    verdict: Verdict | None
+    record: Signed
+    index: int
+    peer: PeerRecord | None = None
+
+
+class _Stop(Exception):
+    """A stage failed, timed out, returned nonsense, or policy blocked: block the message."""
+
+    def __init__(self, stage: str, reason: str, *, decision: Decision | None = None,
+                 verdict: Verdict | None = None) -> None:
+        super().__init__(f"{stage}: {reason}")
+        self.stage = stage
+        self.reason = reason
+        self.decision = decision
+        self.verdict = verdict
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    stage: str
+    obj: object
+    method: str
+    args: tuple[Any, ...]
+    kwargs: Mapping[str, Any]
+    expect: type | tuple[type, ...]
+
+
+_Flow = Generator[_Call, Any, Any]
+
+
+def _describe(exc: BaseException) -> str:
+    # Our own errors promise no raw content; a third-party message might carry some, so name its type only.
+    if isinstance(exc, TrustError):
+        return f"{type(exc).__name__}: {exc}"
+    return f"{type(exc).__name__} raised"
+
+
+def _expect_name(expect: type | tuple[type, ...]) -> str:
+    if isinstance(expect, tuple):
+        return " or ".join(t.__name__ for t in expect)
+    return expect.__name__
+
+
+class Gate:
+    """Composes the stages; the only way a message crosses a boundary.
+
+    The gate is immutable after construction: stages and timeouts cannot change
+    once the first message has passed. ``endpoints`` resolves reroute targets.
+    """
+
+    def __init__(
+        self,
+        *,
+        detector: Detector,
+        decider: Decider,
+        transformer: Transformer,
+        signer: Signer,
+        recorder: Recorder,
+        restorer: Restorer | None = None,
+        authenticator: Authenticator | None = None,
+        verifier: Verifier | None = None,
+        identity: str = "",
+        endpoints: Sequence[Endpoint] = (),
+        timeouts: Mapping[str, float | None] | None = None,
+        taint: TaintStore | None = None,
+    ) -> None:
+        self._detector = detector
+        self._decider = decider
+        self._transformer = transformer
+        self._signer = signer
+        self._recorder = recorder
+        self._restorer = restorer
+        self._authenticator = authenticator
+        self._verifier = verifier
+        self._identity = identity
+        self._endpoints = {e.id: e for e in endpoints}
+        merged = dict(DEFAULT_TIMEOUTS)
+        for stage, seconds in (timeouts or {}).items():
+            if stage not in DEFAULT_TIMEOUTS:
+                raise ValueError(f"gate timeout names stage {stage!r}, which does not exist "
+                                 f"(stages: {', '.join(DEFAULT_TIMEOUTS)})")
+            merged[stage] = seconds
+        self._timeouts: Mapping[str, float | None] = merged
+        self._watch = any(v is not None for v in merged.values())
+        self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="trustlayer-gate")
+        self.taint = taint if taint is not None else TaintStore()
+
+    # ── the path, written once ────────────────────────────────────────────────────────────
+
+    def _detect_and_decide(self, message: Message, route: Route, taint: frozenset[str],
+                           candidates: Sequence[Endpoint]) -> _Flow:
+        entities = yield _Call("decide", self._decider, "entities_for", (route,), {}, (frozenset, type(None)))
+        findings = yield _Call("detect", self._detector, "detect", (message,), {"entities": entities},
+                               (list, tuple))
+        findings = tuple(findings)
+        problem = check_findings(message, findings)
+        if problem:
+            raise _Stop("detect", problem)
+        decision = yield _Call("decide", self._decider, "decide", (findings, route),
+                               {"taint": taint, "candidates": tuple(candidates)}, Decision)
+        return findings, entities, decision
+
+    def _outbound_flow(self, message: Message, route: Route, candidates: Sequence[Endpoint],
+                       parents: tuple[str, ...]) -> _Flow:
+        decision: Decision | None = None
+        try:
+            cid = message.conversation_id
+            taint = self.taint.get(cid)
+            findings, entities, decision = yield from self._detect_and_decide(message, route, taint, candidates)
+            self.taint.add(cid, decision.classes)
+            if decision.outcome is Outcome.REROUTE:
+                route = route.to(self._target(decision, route, candidates))
+                first = decision
+                findings, entities, decision = yield from self._detect_and_decide(
+                    message, route, taint | first.classes, candidates)
+                if decision.outcome is Outcome.REROUTE:
+                    raise _Stop("decide", f"policy rerouted to {route.recipient.id!r} and then again to "
+                                f"{decision.endpoint!r}; a reroute must settle in one step", decision=decision)
+                # The record shows the reroute: outcome and rules of the first decision, transform of the second.
+                decision = decision.model_copy(update={
+                    "outcome": Outcome.REROUTE, "endpoint": route.recipient.id,
+                    "rule_ids": first.rule_ids + decision.rule_ids,
+                    "reasons": first.reasons + decision.reasons,
+                    "citations": first.citations + decision.citations,
+                    "classes": first.classes | decision.classes,
+                })
+            if decision.outcome is Outcome.BLOCK:
+                raise _Stop("decide", "; ".join(decision.reasons) or "policy blocked the message",
+                            decision=decision)
+            leaving = message
+            if decision.operators:
+                leaving = yield _Call("transform", self._transformer, "transform",
+                                      (message, findings, decision.operators), {}, Message)
+                problem = check_transformed(message, leaving, findings, decision.operators)
+                if problem:
+                    raise _Stop("transform", problem, decision=decision)
+                second = yield _Call("decide", self._decider, "decide", (findings, route),
+                                     {"taint": taint | decision.classes, "applied": decision.operators,
+                                      "candidates": tuple(candidates)}, Decision)
+                if second.outcome not in (Outcome.ALLOW, Outcome.TRANSFORM) or (
+                        set(second.operators) - set(decision.operators)):
+                    reasons = "; ".join(second.reasons) or f"outcome {second.outcome.value}"
+                    raise _Stop("decide", f"still not allowed after the transform: {reasons}", decision=second)
+            counts: dict[str, int] = {}
+            for f in findings:
+                counts[f.entity_type] = counts.get(f.entity_type, 0) + 1
+            hop = Hop(direction="outbound", route=route, conversation_id=cid, content=leaving.canonical_bytes(),
+                      decision=decision, entity_counts=counts, parents=parents, model=route.recipient.model)
+            signed = yield _Call("sign", self._signer, "sign", (hop,), {}, Signed)
+            index = yield _Call("record", self._recorder, "record", (signed.envelope,), {}, int)
+            return Outbound(message=leaving, route=route, decision=decision, findings=findings,
+                            record=signed, index=index, original=message)
+        except _Stop as stop:
+            yield from self._block_flow(stop, message, route, parents, stop.decision or decision)
+
+    def _inbound_flow(self, response: Message, route: Route, request: Outbound | None,
+                      envelope: bytes | None, requirement: VerifyRequirement | None) -> _Flow:
+        parents: tuple[str, ...] = (request.record.digest,) if request is not None else ()
+        try:
+            if request is not None and response.conversation_id != request.message.conversation_id:
+                raise _Stop("restore", "the response belongs to a different conversation than its request")
+            peer: PeerRecord | None = None
+            if envelope is not None:
+                if self._authenticator is None:
+                    raise _Stop("authenticate", "a signed peer message arrived but no authenticator is configured")
+                # Authenticate before anything parses or uses the content (DESIGN invariant 6).
+                peer = yield _Call("authenticate", self._authenticator, "authenticate", (envelope,),
+                                   {"audience": self._identity, "content": response.canonical_bytes()},
+                                   PeerRecord)
+                if peer.conversation_id != response.conversation_id:
+                    raise _Stop("authenticate", "the signed record names a different conversation")
+                self.taint.add(response.conversation_id, peer.classes)
+                parents = (*parents, peer.digest)
+            restored = response
+            if self._restorer is not None:
+                restored = yield _Call("restore", self._restorer, "restore", (response,), {}, Message)
+            verdict = yield from self._verify(request, restored, route, requirement)
+            hop = Hop(direction="inbound", route=route, conversation_id=response.conversation_id,
+                      content=response.canonical_bytes(), verdict=verdict, parents=parents,
+                      decision=request.decision if request is not None else None, model=route.recipient.model)
+            signed = yield _Call("sign", self._signer, "sign", (hop,), {}, Signed)
+            index = yield _Call("record", self._recorder, "record", (signed.envelope,), {}, int)
+            return Inbound(message=restored, verdict=verdict, record=signed, index=index, peer=peer)
+        except _Stop as stop:
+            yield from self._block_flow(stop, response, route, parents,
+                                        request.decision if request is not None else None)
+
+    def _verify(self, request: Outbound | None, restored: Message, route: Route,
+                requirement: VerifyRequirement | None) -> _Flow:
+        if requirement is None and request is not None:
+            requirement = request.decision.verify
+        if requirement is None:
+            return None
+        if self._verifier is None or request is None:
+            raise _Stop("verify", "policy requires verification but no verifier (or no request) is available")
+        verdict = yield _Call("verify", self._verifier, "verify", (request.original, restored, route, requirement),
+                              {}, Verdict)
+        if not verdict.verified:
+            raise _Stop("verify", f"quorum {requirement.quorum} of {requirement.of} not met "
+                        f"(agreement {verdict.agreement:.2f}; dissenting: {', '.join(verdict.dissenting) or 'none'};"
+                        f" abstained: {', '.join(verdict.abstained) or 'none'})", verdict=verdict)
+        return verdict
+
+    def _block_flow(self, stop: _Stop, message: Message, route: Route, parents: tuple[str, ...],
+                    decision: Decision | None) -> _Flow:
+        hop = Hop(direction="block", route=route, conversation_id=message.conversation_id,
+                  content=message.canonical_bytes(), decision=decision, parents=parents,
+                  stage=stop.stage, reason=stop.reason, verdict=stop.verdict)
+        rule_ids = decision.rule_ids if decision is not None else ()
+        try:
+            signed = yield _Call("sign", self._signer, "sign", (hop,), {}, Signed)
+            yield _Call("record", self._recorder, "record", (signed.envelope,), {}, int)
+        except _Stop as again:
+            raise Blocked(stop.stage, f"{stop.reason}; the block itself could not be recorded "
+                          f"({again.stage}: {again.reason})", rule_ids=rule_ids) from None
+        if stop.stage == "verify":
+            raise Unverified(stop.reason, verdict=stop.verdict, record_id=signed.digest)
+        raise Blocked(stop.stage, stop.reason, rule_ids=rule_ids, record_id=signed.digest)
+
+    def _target(self, decision: Decision, route: Route, candidates: Sequence[Endpoint]) -> Endpoint:
+        for e in (*candidates, route.sender):
+            if e.id == decision.endpoint:
+                return e
+        if decision.endpoint in self._endpoints:
+            return self._endpoints[decision.endpoint]
+        raise _Stop("decide", f"policy rerouted to endpoint {decision.endpoint!r}, which is not declared",
+                    decision=decision)
+
+    # ── runners ───────────────────────────────────────────────────────────────────────────
+
+    def _invoke(self, call: _Call) -> Any:
+        result = getattr(call.obj, call.method)(*call.args, **call.kwargs)
+        if not isinstance(result, call.expect):
+            raise _Stop(call.stage, f"{type(call.obj).__name__}.{call.method} returned {type(result).__name__}, "
+                        f"expected {_expect_name(call.expect)}")
+        return result
+
+    def _drive(self, flow: _Flow, call_stage: Callable[[_Call], Any]) -> Any:
+        value: Any = None
+        error: _Stop | None = None
+        while True:
+            try:
+                call = flow.send(value) if error is None else flow.throw(error)
+            except StopIteration as done:
+                return done.value
+            value, error = None, None
+            try:
+                value = call_stage(call)
+            except _Stop as stop:
+                error = stop
+            except Exception as exc:  # noqa: BLE001 - fail closed on anything a stage raises
+                error = _Stop(call.stage, _describe(exc))
+
+    def _run(self, flow: _Flow, on_timeout: Callable[[_Stop], _Flow]) -> Any:
+        if not self._watch:
+            return self._drive(flow, self._invoke)
+        try:
+            return _Watched(self).run(flow)
+        except _TimedOut as late:
+            stop = _Stop(late.stage, f"timed out after {late.seconds} s")
+        try:
+            return _Watched(self).run(on_timeout(stop))
+        except _TimedOut as again:
+            raise Blocked(stop.stage, f"{stop.reason}; the block itself could not be recorded "
+                          f"({again.stage} timed out after {again.seconds} s)") from None
+
+    async def _run_async(self, flow: _Flow) -> Any:
+        value: Any = None
+        error: _Stop | None = None
+        while True:
+            try:
+                call = flow.send(value) if error is None else flow.throw(error)
+            except StopIteration as done:
+                return done.value
+            value, error = None, None
+            try:
+                value = await self._invoke_async(call)
+            except _Stop as stop:
+                error = stop
+            except Exception as exc:  # noqa: BLE001 - fail closed
+                error = _Stop(call.stage, _describe(exc))
+
+    async def _invoke_async(self, call: _Call) -> Any:
+        seconds = self._timeouts.get(call.stage)
+        twin = getattr(call.obj, f"{call.method}_async", None)
+        try:
+            with anyio.fail_after(seconds):
+                if twin is not None:
+                    result = await twin(*call.args, **call.kwargs)
+                else:
+                    fn = getattr(call.obj, call.method)
+                    result = await anyio.to_thread.run_sync(lambda: fn(*call.args, **call.kwargs),
+                                                            abandon_on_cancel=True)
+        except TimeoutError:
+            raise _Stop(call.stage, f"timed out after {seconds} s") from None
+        if not isinstance(result, call.expect):
+            raise _Stop(call.stage, f"{type(call.obj).__name__}.{call.method} returned {type(result).__name__}, "
+                        f"expected {_expect_name(call.expect)}")
+        return result
+
+    # ── public API ───────────────────────────────────────────────────────────────────────
+
+    def outbound(self, message: Message, route: Route, *, candidates: Sequence[Endpoint] = (),
+                 parents: Sequence[str] = ()) -> Outbound:
+        """Run the outbound path; return what may leave, or raise ``Blocked`` (recorded)."""
+        result: Outbound = self._run(self._outbound_flow(message, route, candidates, tuple(parents)),
+                                     lambda stop: self._block_flow(stop, message, route, tuple(parents), None))
+        return result
+
+    async def outbound_async(self, message: Message, route: Route, *, candidates: Sequence[Endpoint] = (),
+                             parents: Sequence[str] = ()) -> Outbound:
+        """Async twin of :meth:`outbound`."""
+        result: Outbound = await self._run_async(
+            self._outbound_flow(message, route, candidates, tuple(parents)))
+        return result
+
+    def inbound(self, response: Message, route: Route, *, request: Outbound | None = None,
+                envelope: bytes | None = None, verify: VerifyRequirement | None = None) -> Inbound:
+        """Run the inbound path on a response (or a signed peer message, with ``envelope``)."""
+        result: Inbound = self._run(self._inbound_flow(response, route, request, envelope, verify),
+                                    self._inbound_block(response, route, request))
+        return result
+
+    async def inbound_async(self, response: Message, route: Route, *, request: Outbound | None = None,
+                            envelope: bytes | None = None, verify: VerifyRequirement | None = None) -> Inbound:
+        """Async twin of :meth:`inbound`."""
+        result: Inbound = await self._run_async(self._inbound_flow(response, route, request, envelope, verify))
+        return result
+
+    def _inbound_block(self, response: Message, route: Route,
+                       request: Outbound | None) -> Callable[[_Stop], _Flow]:
+        parents = (request.record.digest,) if request is not None else ()
+        decision = request.decision if request is not None else None
+        return lambda stop: self._block_flow(stop, response, route, parents, decision)
+
+    def stream_inbound(self, route: Route, *, request: Outbound) -> InboundStream:
+        """Restore a streamed response chunk by chunk; ``finish()`` records it (and verifies, buffered)."""
+        if self._restorer is None:
+            raise Blocked("restore", "a streamed response needs a restorer and none is configured")
+        return InboundStream(self, route, request, self._restorer.stream(request.message.conversation_id))
+
+    def record_block(self, stage: str, reason: str, message: Message, route: Route,
+                     decision: Decision | None = None) -> Blocked:
+        """Sign and record a block decided outside the gate (e.g. by ``@route``); return the error to raise."""
+        flow = self._block_flow(_Stop(stage, reason), message, route, (), decision)
+        try:
+            self._run(flow, lambda stop: self._block_flow(stop, message, route, (), decision))
+        except Blocked as blocked:
+            return blocked
+        return Blocked(stage, reason)  # pragma: no cover - _block_flow always raises
+
+    def close(self) -> None:
+        """Release the gate's worker threads."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class InboundStream:
+    """One streamed response passing the inbound path.
+
+    ``feed`` returns restored text that is safe to emit now (the restorer holds back
+    only what could be the start of a placeholder). ``finish`` returns the rest,
+    then signs and records the whole response as one inbound hop. When policy
+    requires verification, nothing is emitted before ``finish`` has verified.
+    """
+
+    def __init__(self, gate: Gate, route: Route, request: Outbound, restorer: StreamRestorer) -> None:
+        self._gate = gate
+        self._route = route
+        self._request = request
+        self._restorer = restorer
+        self._raw: list[str] = []
+        self._out: list[str] = []
+        self._buffer = request.decision.verify is not None
+        self.inbound: Inbound | None = None
+
+    def feed(self, chunk: str) -> str:
+        """Take the next text chunk as received; return restored text to emit now."""
+        self._raw.append(chunk)
+        try:
+            text = self._restorer.feed(chunk)
+        except Exception as exc:  # noqa: BLE001 - fail closed mid-stream
+            raise self._block("restore", _describe(exc)) from None
+        if self._buffer:
+            self._out.append(text)
+            return ""
+        return text
+
+    def finish(self) -> str:
+        """Flush, record the whole response, and return the text still to emit."""
+        try:
+            tail = self._restorer.flush()
+        except Exception as exc:  # noqa: BLE001
+            raise self._block("restore", _describe(exc)) from None
+        cid = self._request.message.conversation_id
+        raw = Message.from_text("".join(self._raw), conversation_id=cid)
+        restored = Message.from_text("".join(self._out) + tail, conversation_id=cid)
+        gate = self._gate
+        # The stream was restored incrementally; the recorded hop is the whole response as received.
+        flow = _skip_restore(gate._inbound_flow(raw, self._route, self._request, None, None), restored)
+        self.inbound = gate._run(flow, gate._inbound_block(raw, self._route, self._request))
+        return (restored.text or "") if self._buffer else tail
+
+    def _block(self, stage: str, reason: str) -> Blocked:
+        cid = self._request.message.conversation_id
+        raw = Message.from_text("".join(self._raw), conversation_id=cid)
+        return self._gate.record_block(stage, reason, raw, self._route, self._request.decision)
+
+
+def _skip_restore(flow: _Flow, restored: Message) -> _Flow:
+    """Drive an inbound flow whose restore step already happened chunk by chunk."""
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            call = flow.send(value) if error is None else flow.throw(error)
+        except StopIteration as done:
+            return done.value
+        if call.stage == "restore" and call.method == "restore":
+            value, error = restored, None
+            continue
+        try:
+            value, error = (yield call), None
+        except _Stop as stop:
+            value, error = None, stop
+
+
+class _TimedOut(Exception):
+    def __init__(self, stage: str, seconds: float | None) -> None:
+        super().__init__(stage)
+        self.stage = stage
+        self.seconds = seconds
+
+
+class _Watched:
+    """Runs one flow in a worker thread while the caller enforces each stage's deadline.
+
+    One thread hand-off per message (not per stage). When a stage passes its deadline
+    the caller stops waiting, the worker is told to stop before its next stage call,
+    and the hung stage's thread is abandoned (a Python thread cannot be killed).
+    """
+
+    def __init__(self, gate: Gate) -> None:
+        self._gate = gate
+        self._lock = threading.Lock()
+        self._stage = ""
+        self._deadline: float | None = None
+        self._cancelled = False
+        self._done = threading.Event()
+        self._result: Any = None
+        self._error: BaseException | None = None
+
+    def _call(self, call: _Call) -> Any:
+        seconds = self._gate._timeouts.get(call.stage)
+        with self._lock:
+            if self._cancelled:
+                raise _Cancelled
+            self._stage = call.stage
+            self._deadline = None if seconds is None else time.monotonic() + seconds
+        try:
+            return self._gate._invoke(call)
+        finally:
+            with self._lock:
+                self._deadline = None
+
+    def _work(self, flow: _Flow) -> None:
+        try:
+            self._result = self._gate._drive(flow, self._call)
+        except BaseException as exc:  # noqa: BLE001 - handed over to the caller's thread
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def run(self, flow: _Flow) -> Any:
+        self._gate._pool.submit(self._work, flow)
+        while True:
+            with self._lock:
+                deadline = self._deadline
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            # Re-check at least every 50 ms: the worker may move on to a stage with a new deadline.
+            if self._done.wait(0.05 if wait is None else min(wait, 0.05)):
+                break
+            with self._lock:
+                if self._deadline is not None and time.monotonic() > self._deadline:
+                    self._cancelled = True
+                    raise _TimedOut(self._stage, self._gate._timeouts.get(self._stage))
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+
+class _Cancelled(Exception):
+    """The caller gave up on this flow (a stage timed out): stop before the next stage."""
