@@ -24,11 +24,39 @@ STATEMENT_MEDIA_TYPE = "application/vnd.in-toto+json"
 _MAX_DEPTH = 32
 
 
-def check_no_floats(value: Any, where: str = "$", depth: int = 0) -> None:
+_SCALARS = (str, int, bool, type(None))
+_FAST_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def _plain(value: Any, depth: int) -> bool:
+    # exact-type dispatch: isinstance against ABCs is several times slower
+    t = type(value)
+    if t in _FAST_SCALARS:
+        return True
+    if depth >= _MAX_DEPTH:
+        return False
+    if t is dict:
+        for k, v in value.items():
+            if type(k) is not str or not (type(v) in _FAST_SCALARS or _plain(v, depth + 1)):
+                return False
+        return True
+    if t is list or t is tuple:
+        return all(type(v) in _FAST_SCALARS or _plain(v, depth + 1) for v in value)
+    return False
+
+
+def check_no_floats(value: Any) -> None:
     """Raise ``SignatureError`` naming the path of the first float (or non-JSON value) in ``value``."""
+    # Fast pass without building paths (it runs for every signed record); when it meets
+    # anything unusual, the slow pass names the problem or accepts (e.g. a Mapping subclass).
+    if not _plain(value, 0):
+        _locate(value, "$", 0)
+
+
+def _locate(value: Any, where: str, depth: int) -> None:
     if depth > _MAX_DEPTH:
         raise SignatureError(f"signed JSON nests deeper than {_MAX_DEPTH} levels at {where}")
-    if isinstance(value, bool) or value is None or isinstance(value, int | str):
+    if isinstance(value, _SCALARS):
         return
     if isinstance(value, float):
         raise SignatureError(f"signed JSON must not contain floats; found one at {where}")
@@ -36,11 +64,11 @@ def check_no_floats(value: Any, where: str = "$", depth: int = 0) -> None:
         for k, v in value.items():
             if not isinstance(k, str):
                 raise SignatureError(f"signed JSON keys must be strings; found {type(k).__name__} at {where}")
-            check_no_floats(v, f"{where}.{k}", depth + 1)
+            _locate(v, f"{where}.{k}", depth + 1)
         return
     if isinstance(value, list | tuple):
         for i, v in enumerate(value):
-            check_no_floats(v, f"{where}[{i}]", depth + 1)
+            _locate(v, f"{where}[{i}]", depth + 1)
         return
     raise SignatureError(f"signed JSON cannot hold a {type(value).__name__} (at {where})")
 

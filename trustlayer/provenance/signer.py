@@ -1,0 +1,69 @@
+"""The gate's sign stage: one hop in, one signed record (DSSE envelope bytes) out.
+
+    >>> from trustlayer.provenance.signer import RecordSigner
+    >>> signer = RecordSigner(key, salt=salt, state_path=Path(".trustlayer/id.key.seq"))  # doctest: +SKIP
+    >>> signed = signer.sign(hop)                                                          # doctest: +SKIP
+    >>> signed.digest      # hex SHA-256 of signed.envelope: the record id, a parent of later hops
+
+Each record gets the next per-key sequence number (``sequence.SequenceCounter``: never
+repeated across threads and restarts), 16 random bytes of nonce, and the current time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from trustlayer.errors import SignatureError
+from trustlayer.provenance import _json
+from trustlayer.provenance.dsse import sign_envelope
+from trustlayer.provenance.keys import SigningKey
+from trustlayer.provenance.records import build_statement, format_time
+from trustlayer.provenance.salt import SALT_BYTES
+from trustlayer.provenance.sequence import DEFAULT_BLOCK, SequenceCounter
+from trustlayer.stages import Signed
+from trustlayer.types import Hop
+
+__all__ = ["RecordSigner"]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class RecordSigner:
+    """Signs hop records with ``key``; implements the ``Signer`` stage.
+
+    ``salt`` is the deployment's secret content salt (``salt.load_salt``). ``state_path``
+    persists the sequence high-water mark (``None``: in memory, for throwaway keys only).
+    ``clock`` returns the current aware datetime (for tests of the time window).
+    """
+
+    def __init__(self, key: SigningKey, *, salt: bytes, state_path: Path | None,
+                 sequence_block: int = DEFAULT_BLOCK, clock: Callable[[], datetime] = _utcnow) -> None:
+        if len(salt) < 16:
+            raise SignatureError(f"the content salt must be at least 16 bytes (use {SALT_BYTES}), got {len(salt)}")
+        self.key = key
+        self._salt = salt
+        self._clock = clock
+        self.sequence = SequenceCounter(key.key_id, state_path, block=sequence_block)
+
+    @property
+    def key_id(self) -> str:
+        """The id of the signing key."""
+        return self.key.key_id
+
+    def sign(self, hop: Hop) -> Signed:
+        """Build the hop's in-toto statement, sign it, and return the envelope bytes and digest."""
+        statement = build_statement(
+            hop, salt=self._salt, key_id=self.key.key_id, sequence=self.sequence.next(),
+            nonce=os.urandom(16).hex(), time=format_time(self._clock()),
+        )
+        envelope = sign_envelope(_json.dumps(statement), _json.STATEMENT_MEDIA_TYPE, self.key)
+        return Signed(envelope=envelope, digest=hashlib.sha256(envelope).hexdigest())
+
+    def __repr__(self) -> str:
+        return f"RecordSigner(key_id={self.key.key_id[:16]}...)"
