@@ -26,7 +26,7 @@ from starlette.routing import Route as StarletteRoute
 
 from trustlayer.errors import Blocked, ConfigError
 from trustlayer.types import Endpoint, Message, Route, VerifyRequirement
-from trustlayer.verifiers import Consensus, HttpAsker, Reputation
+from trustlayer.verifiers import Consensus, EndpointAsker, Reputation
 
 QUESTION = re.compile(r"What is (\d+) \+ (\d+)\?")
 
@@ -134,7 +134,7 @@ THREE = [("a", "honest"), ("b", "wrong"), ("c", "honest")]
 @pytest.mark.parametrize("servers", [THREE], indirect=True)
 def test_the_endpoint_that_answers_wrong_is_named(servers: dict[str, Server]) -> None:
     panel = endpoints(servers)
-    consensus = Consensus(panel, asker=HttpAsker(), policy=allow_all)
+    consensus = Consensus(panel, asker=EndpointAsker(), policy=allow_all)
     verdict = asyncio.run(consensus.ask_async(lambda ep: question(600, 400), quorum=2, deadline=10))
     assert verdict.outcome == "verified"
     assert verdict.dissenting == ("b",)
@@ -147,7 +147,7 @@ def test_the_endpoint_that_answers_wrong_is_named(servers: dict[str, Server]) ->
 @pytest.mark.parametrize("servers", [THREE], indirect=True)
 def test_verify_takes_the_primary_answer_without_asking_it_again(servers: dict[str, Server]) -> None:
     panel = endpoints(servers)
-    consensus = Consensus(panel, asker=HttpAsker(), policy=allow_all)
+    consensus = Consensus(panel, asker=EndpointAsker(), policy=allow_all)
     route = Route.between(DEVICE, panel[1])  # the faulty endpoint is the primary
     requirement = VerifyRequirement(quorum=2, of=3, measure="exact", deadline=10)
     verdict = consensus.verify(question(2, 2), answer("5"), route, requirement)
@@ -159,7 +159,7 @@ def test_verify_takes_the_primary_answer_without_asking_it_again(servers: dict[s
 
 @pytest.mark.parametrize("servers", [[("a", "honest"), ("b", "hang"), ("c", "honest")]], indirect=True)
 def test_a_hanging_endpoint_abstains_within_the_deadline(servers: dict[str, Server]) -> None:
-    consensus = Consensus(endpoints(servers), asker=HttpAsker(), policy=allow_all)
+    consensus = Consensus(endpoints(servers), asker=EndpointAsker(), policy=allow_all)
     started = time.monotonic()
     verdict = asyncio.run(consensus.ask_async(lambda ep: question(20, 22), quorum=2, deadline=1.0))
     elapsed = time.monotonic() - started
@@ -171,7 +171,7 @@ def test_a_hanging_endpoint_abstains_within_the_deadline(servers: dict[str, Serv
 
 @pytest.mark.parametrize("servers", [[("a", "honest"), ("b", "hang"), ("c", "wrong")]], indirect=True)
 def test_quorum_not_met_is_an_explicit_unverified_verdict(servers: dict[str, Server]) -> None:
-    consensus = Consensus(endpoints(servers), asker=HttpAsker(), policy=allow_all)
+    consensus = Consensus(endpoints(servers), asker=EndpointAsker(), policy=allow_all)
     verdict = asyncio.run(consensus.ask_async(lambda ep: question(7, 8), quorum=2, deadline=1.0))
     assert verdict.outcome == "unverified"
     assert verdict.answer is None and verdict.answered_by is None
@@ -181,7 +181,7 @@ def test_quorum_not_met_is_an_explicit_unverified_verdict(servers: dict[str, Ser
 
 @pytest.mark.parametrize("servers", [[("a", "honest"), ("b", "fail"), ("c", "honest")]], indirect=True)
 def test_an_http_error_is_an_abstention_and_a_strict_quorum_fails(servers: dict[str, Server]) -> None:
-    consensus = Consensus(endpoints(servers), asker=HttpAsker(), policy=allow_all)
+    consensus = Consensus(endpoints(servers), asker=EndpointAsker(), policy=allow_all)
     verdict = asyncio.run(consensus.ask_async(lambda ep: question(1, 1), quorum=3, deadline=5))
     assert verdict.abstained == {"b": "error: HTTP 500"}
     assert verdict.outcome == "unverified"
@@ -199,7 +199,7 @@ def test_policy_decides_per_endpoint_what_it_receives(servers: dict[str, Server]
             return None
         return message
 
-    consensus = Consensus(panel, asker=HttpAsker(), policy=policy)
+    consensus = Consensus(panel, asker=EndpointAsker(), policy=policy)
     route = Route.between(DEVICE, panel[0])
     original = Message.from_openai([{"role": "user", "content": "Alice asks: What is 3 + 4?"}],
                                    conversation_id="c1")
@@ -217,7 +217,7 @@ def test_policy_transform_is_what_the_endpoint_sees(servers: dict[str, Server]) 
         text = dict(message.texts())["turns[0].content"]
         return message.replace_texts({"turns[0].content": text.replace("Alice", "<PERSON_1>")})
 
-    consensus = Consensus(panel, asker=HttpAsker(), policy=policy)
+    consensus = Consensus(panel, asker=EndpointAsker(), policy=policy)
     original = Message.from_openai([{"role": "user", "content": "Alice asks: What is 3 + 4?"}],
                                    conversation_id="c1")
     verdict = consensus.verify(original, answer("7"), Route.between(DEVICE, panel[0]),
@@ -234,7 +234,7 @@ def test_reputation_flags_the_faulty_endpoint_and_policy_can_exclude_it(
         servers: dict[str, Server], tmp_path: Any) -> None:
     panel = endpoints(servers)
     reputation = Reputation.open(tmp_path / "reputation.db")
-    consensus = Consensus(panel[:3], asker=HttpAsker(), policy=allow_all, reputation=reputation)
+    consensus = Consensus(panel[:3], asker=EndpointAsker(), policy=allow_all, reputation=reputation)
     for i in range(6):
         asyncio.run(consensus.ask_async(lambda ep, i=i: question(i, 10), quorum=2, deadline=5))
     assert reputation.flagged(0.5) == ("b",)
@@ -242,7 +242,7 @@ def test_reputation_flags_the_faulty_endpoint_and_policy_can_exclude_it(
     assert reputation.standing()["a"].agree == 6
 
     # A second process reads the same file and leaves the flagged endpoint out.
-    excluding = Consensus(panel, asker=HttpAsker(), policy=allow_all,
+    excluding = Consensus(panel, asker=EndpointAsker(), policy=allow_all,
                           reputation=Reputation.open(tmp_path / "reputation.db"), exclude_above=0.5)
     before = len(servers["b"].received)
     verdict = asyncio.run(excluding.ask_async(lambda ep: question(5, 5), quorum=3, of=3, deadline=5))
@@ -253,12 +253,12 @@ def test_reputation_flags_the_faulty_endpoint_and_policy_can_exclude_it(
 def test_consensus_refuses_an_inconsistent_setup() -> None:
     ep = Endpoint(id="x", kind="cloud", jurisdiction="US", url="http://127.0.0.1:9/v1")
     with pytest.raises(ConfigError, match="names endpoint\\(s\\) twice: x"):
-        Consensus([ep, ep], asker=HttpAsker(), policy=allow_all)
+        Consensus([ep, ep], asker=EndpointAsker(), policy=allow_all)
     with pytest.raises(ConfigError, match="needs at least one endpoint"):
-        Consensus([], asker=HttpAsker(), policy=allow_all)
+        Consensus([], asker=EndpointAsker(), policy=allow_all)
     with pytest.raises(ConfigError, match="exclude_above needs a reputation store"):
-        Consensus([ep], asker=HttpAsker(), policy=allow_all, exclude_above=0.5)
-    consensus = Consensus([ep], asker=HttpAsker(), policy=allow_all)
+        Consensus([ep], asker=EndpointAsker(), policy=allow_all, exclude_above=0.5)
+    consensus = Consensus([ep], asker=EndpointAsker(), policy=allow_all)
     with pytest.raises(ConfigError, match="needs 3 endpoints but the consensus panel offers 2"):
         consensus.verify(question(1, 2), answer("3"), Route.between(DEVICE, Endpoint(
             id="y", kind="cloud", jurisdiction="US")), VerifyRequirement(quorum=2, of=3, deadline=1))

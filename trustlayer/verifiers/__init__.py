@@ -1,7 +1,7 @@
 """Output verification: consensus across endpoints, agreement measures, white-box signals, reputation.
 
-    >>> from trustlayer.verifiers import Consensus, HttpAsker, Reputation
-    >>> consensus = Consensus(panel, asker=HttpAsker(), policy=prepare,      # doctest: +SKIP
+    >>> from trustlayer.verifiers import Consensus, EndpointAsker, Reputation
+    >>> consensus = Consensus(panel, asker=EndpointAsker(), policy=prepare,      # doctest: +SKIP
     ...                       reputation=Reputation.open("reputation.db"))
     >>> consensus.verify(request, response, route, requirement).outcome       # doctest: +SKIP
     'verified'
@@ -21,19 +21,21 @@ from trustlayer.verifiers.agreement import (
     normalize,
     token_f1,
 )
-from trustlayer.verifiers.askers import Asker, HttpAsker, answer_text
+from trustlayer.verifiers.askers import Asker, EndpointAsker, answer_text
 from trustlayer.verifiers.consensus import Consensus, Policy, Prepare, Scorer, response_text
 from trustlayer.verifiers.reputation import AgreementStore, Reputation, SQLiteAgreementStore, Standing
 from trustlayer.verifiers.tally import tally
+from trustlayer.verifiers.whitebox import AnswerScore, WhiteBoxScorer, should_escalate
 
 __all__ = [
+    "AnswerScore",
     "AgreementStore",
     "Asker",
     "Consensus",
     "EmbeddingMeasure",
     "ExactMeasure",
     "F1Measure",
-    "HttpAsker",
+    "EndpointAsker",
     "Measure",
     "Policy",
     "Prepare",
@@ -41,12 +43,14 @@ __all__ = [
     "SQLiteAgreementStore",
     "Scorer",
     "Standing",
+    "WhiteBoxScorer",
     "answer_text",
     "exact",
     "extract_answer",
     "measure_for",
     "normalize",
     "response_text",
+    "should_escalate",
     "tally",
     "token_f1",
 ]

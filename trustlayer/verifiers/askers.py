@@ -1,9 +1,9 @@
-"""How consensus asks one endpoint: the ``Asker`` protocol and an OpenAI-compatible asker.
+"""How consensus asks one endpoint: the ``Asker`` protocol and its adapter over the endpoint clients.
 
     >>> import asyncio
     >>> from trustlayer.types import Endpoint, Message
     >>> ep = Endpoint(id="m1", kind="cloud", jurisdiction="US", url="http://127.0.0.1:8001/v1", model="m")
-    >>> asyncio.run(HttpAsker().ask(ep, Message.from_text("2+2?", conversation_id="c"), 5.0))  # doctest: +SKIP
+    >>> asyncio.run(EndpointAsker().ask(ep, Message.from_text("2+2?", conversation_id="c"), 5.0))  # doctest: +SKIP
     '4'
 
 An asker sends a message that has already been through the gate for that endpoint; it
@@ -13,16 +13,14 @@ never transforms content itself.
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
-import httpx
-
+from trustlayer.endpoints.base import ChatEndpoint, client_for
 from trustlayer.errors import EndpointError, EndpointTimeout
 from trustlayer.types import Endpoint, Message
 
-__all__ = ["Asker", "HttpAsker", "answer_text"]
+__all__ = ["Asker", "EndpointAsker", "answer_text"]
 
 
 @runtime_checkable
@@ -55,48 +53,30 @@ def answer_text(completion: Mapping[str, Any], endpoint_id: str) -> str:
     return content
 
 
-class HttpAsker:
-    """Asks OpenAI-compatible ``/chat/completions`` endpoints over httpx (greedy decoding by default).
+class EndpointAsker:
+    """Asks endpoints through their ``trustlayer.endpoints`` client (``client_for``), within the deadline.
 
-    ``params`` are extra request fields (default ``temperature=0``). The bearer key is read
-    from the environment variable the endpoint names in ``api_key_env``.
+    ``params`` are extra OpenAI request fields (default ``temperature=0``: greedy decoding,
+    so an endpoint's answer does not vary between asks). ``factory`` makes the client for
+    an endpoint (default ``trustlayer.endpoints.base.client_for``: HTTP when the endpoint has
+    a ``url``, the local llama.cpp model otherwise). A client is made per ask and closed
+    after it, because its async connection pool belongs to the event loop that made it.
     """
 
     def __init__(self, *, params: Mapping[str, Any] | None = None,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 factory: Callable[[Endpoint], ChatEndpoint] | None = None) -> None:
         self._params = dict(params if params is not None else {"temperature": 0})
-        self._transport = transport
+        self._factory = factory or client_for
 
     async def ask(self, endpoint: Endpoint, message: Message, deadline: float) -> str:
-        """POST the message to ``{endpoint.url}/chat/completions`` and return the answer text."""
-        if not endpoint.url:
-            raise EndpointError(f"endpoint {endpoint.id!r} has no url to ask", endpoint=endpoint.id)
-        headers = {}
-        if endpoint.api_key_env:
-            key = os.environ.get(endpoint.api_key_env)
-            if not key:
-                raise EndpointError(f"endpoint {endpoint.id!r}: environment variable "
-                                    f"{endpoint.api_key_env!r} holds no API key", endpoint=endpoint.id)
-            headers["Authorization"] = f"Bearer {key}"
-        body = {"model": endpoint.model or endpoint.id, "messages": message.to_openai(), **self._params}
-        timeout = min(deadline, endpoint.timeout)
-        url = endpoint.url.rstrip("/") + "/chat/completions"
+        """Send ``message`` as a chat completion and return the assistant text."""
+        client = self._factory(endpoint)
         try:
-            async with asyncio.timeout(timeout):
-                async with httpx.AsyncClient(timeout=timeout, transport=self._transport) as client:
-                    response = await client.post(url, json=body, headers=headers)
-        except (TimeoutError, httpx.TimeoutException) as exc:
-            raise EndpointTimeout(f"endpoint {endpoint.id!r} did not answer within {timeout:g} s",
+            async with asyncio.timeout(deadline):
+                completion = await client.complete_async(message.to_openai(), **self._params)
+        except TimeoutError as exc:
+            raise EndpointTimeout(f"endpoint {endpoint.id!r} did not answer within {deadline:g} s",
                                   endpoint=endpoint.id) from exc
-        except httpx.HTTPError as exc:
-            raise EndpointError(f"endpoint {endpoint.id!r} could not be reached: {type(exc).__name__}",
-                                endpoint=endpoint.id) from exc
-        if response.status_code != 200:
-            raise EndpointError(f"endpoint {endpoint.id!r} answered HTTP {response.status_code}",
-                                endpoint=endpoint.id, status=response.status_code)
-        try:
-            completion = response.json()
-        except ValueError as exc:
-            raise EndpointError(f"endpoint {endpoint.id!r} answered with a body that is not JSON",
-                                endpoint=endpoint.id) from exc
+        finally:
+            await client.aclose()
         return answer_text(completion, endpoint.id)

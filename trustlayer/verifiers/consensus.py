@@ -1,7 +1,7 @@
 """Consensus: ask a panel of endpoints concurrently and accept an answer only when a quorum agrees.
 
-    >>> from trustlayer.verifiers import Consensus, HttpAsker
-    >>> consensus = Consensus(panel, asker=HttpAsker(),                     # doctest: +SKIP
+    >>> from trustlayer.verifiers import Consensus, EndpointAsker
+    >>> consensus = Consensus(panel, asker=EndpointAsker(),                     # doctest: +SKIP
     ...                       policy=lambda msg, route: gate.outbound(msg, route).message)
     >>> verdict = consensus.verify(request, response, route, requirement)  # doctest: +SKIP
     >>> verdict.outcome, verdict.dissenting                                 # doctest: +SKIP
