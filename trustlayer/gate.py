@@ -17,6 +17,7 @@ records a *block* and raises :class:`~trustlayer.errors.Blocked` (fail closed)::
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
@@ -426,7 +427,7 @@ class Gate:
         """Restore a streamed response chunk by chunk; ``finish()`` records it (and verifies, buffered)."""
         if self._restorer is None:
             raise Blocked("restore", "a streamed response needs a restorer and none is configured")
-        return InboundStream(self, route, request, self._restorer.stream(request.message.conversation_id))
+        return InboundStream(self, route, request, self._restorer)
 
     def record_block(self, stage: str, reason: str, message: Message, route: Route,
                      decision: Decision | None = None) -> Blocked:
@@ -446,52 +447,86 @@ class Gate:
 class InboundStream:
     """One streamed response passing the inbound path.
 
-    ``feed`` returns restored text that is safe to emit now (the restorer holds back
-    only what could be the start of a placeholder). ``finish`` returns the rest,
-    then signs and records the whole response as one inbound hop. When policy
-    requires verification, nothing is emitted before ``finish`` has verified.
+    A stream may interleave several texts (``channel``s: each choice's content, each
+    tool call's arguments); each gets its own restorer. ``feed`` returns restored text
+    that is safe to emit now (the restorer holds back only what could be the start of
+    a placeholder); ``flush`` ends one channel; ``finish`` ends the rest, then signs and
+    records the whole response as one inbound hop and returns each channel's tail.
+    When policy requires verification, nothing is emitted before ``finish`` verified.
     """
 
-    def __init__(self, gate: Gate, route: Route, request: Outbound, restorer: StreamRestorer) -> None:
+    def __init__(self, gate: Gate, route: Route, request: Outbound, restorer: Restorer) -> None:
         self._gate = gate
         self._route = route
         self._request = request
         self._restorer = restorer
-        self._raw: list[str] = []
-        self._out: list[str] = []
+        self._cid = request.message.conversation_id
+        self._streams: dict[str, StreamRestorer] = {}
+        self._raw: dict[str, list[str]] = {}
+        self._out: dict[str, list[str]] = {}
         self._buffer = request.decision.verify is not None
         self.inbound: Inbound | None = None
 
-    def feed(self, chunk: str) -> str:
-        """Take the next text chunk as received; return restored text to emit now."""
-        self._raw.append(chunk)
+    @property
+    def buffering(self) -> bool:
+        """True when nothing may be emitted before ``finish`` (verification is required)."""
+        return self._buffer
+
+    def channels(self) -> list[str]:
+        """The channels still open."""
+        return list(self._streams)
+
+    def feed(self, chunk: str, channel: str = "content") -> str:
+        """Take the next text chunk of ``channel`` as received; return restored text to emit now."""
+        stream = self._streams.get(channel)
+        if stream is None:
+            if channel in self._raw:
+                raise self._block("restore", f"stream channel {channel!r} received text after it was flushed")
+            try:
+                stream = self._streams[channel] = self._restorer.stream(self._cid)
+            except Exception as exc:  # noqa: BLE001 - fail closed mid-stream
+                raise self._block("restore", _describe(exc)) from None
+        self._raw.setdefault(channel, []).append(chunk)
         try:
-            text = self._restorer.feed(chunk)
+            text = stream.feed(chunk)
         except Exception as exc:  # noqa: BLE001 - fail closed mid-stream
             raise self._block("restore", _describe(exc)) from None
-        if self._buffer:
-            self._out.append(text)
-            return ""
-        return text
+        self._out.setdefault(channel, []).append(text)
+        return "" if self._buffer else text
 
-    def finish(self) -> str:
-        """Flush, record the whole response, and return the text still to emit."""
+    def flush(self, channel: str = "content") -> str:
+        """End ``channel``; return what its restorer held back (nothing while buffering for verification)."""
+        stream = self._streams.pop(channel, None)
+        if stream is None:
+            return ""
         try:
-            tail = self._restorer.flush()
+            tail = stream.flush()
         except Exception as exc:  # noqa: BLE001
             raise self._block("restore", _describe(exc)) from None
-        cid = self._request.message.conversation_id
-        raw = Message.from_text("".join(self._raw), conversation_id=cid)
-        restored = Message.from_text("".join(self._out) + tail, conversation_id=cid)
+        self._out.setdefault(channel, []).append(tail)
+        return "" if self._buffer else tail
+
+    def finish(self) -> dict[str, str]:
+        """End every channel, record the response, and return the text still to emit per channel."""
+        tails = {channel: self.flush(channel) for channel in list(self._streams)}
+        raw = Message.from_text(self._joined(self._raw), conversation_id=self._cid)
+        restored = Message.from_text(self._joined(self._out), conversation_id=self._cid)
         gate = self._gate
-        # The stream was restored incrementally; the recorded hop is the whole response as received.
+        # The stream was restored incrementally; the recorded hop covers the whole response as received.
         flow = _skip_restore(gate._inbound_flow(raw, self._route, self._request, None, None), restored)
         self.inbound = gate._run(flow, gate._inbound_block(raw, self._route, self._request))
-        return (restored.text or "") if self._buffer else tail
+        if self._buffer:
+            return {channel: "".join(parts) for channel, parts in self._out.items()}
+        return tails
+
+    @staticmethod
+    def _joined(parts: Mapping[str, list[str]]) -> str:
+        if set(parts) <= {"content"}:
+            return "".join(parts.get("content", []))
+        return json.dumps({k: "".join(v) for k, v in sorted(parts.items())}, ensure_ascii=False)
 
     def _block(self, stage: str, reason: str) -> Blocked:
-        cid = self._request.message.conversation_id
-        raw = Message.from_text("".join(self._raw), conversation_id=cid)
+        raw = Message.from_text(self._joined(self._raw), conversation_id=self._cid)
         return self._gate.record_block(stage, reason, raw, self._route, self._request.decision)
 
 

@@ -215,7 +215,7 @@ def test_stream_inbound_restores_split_placeholders_and_records_once() -> None:
     reply = "Rotate <SECRET_1> today, then <SECRET_1> again."
     for cut in range(1, len(reply)):
         s = gate.stream_inbound(out.route, request=out)
-        text = s.feed(reply[:cut]) + s.feed(reply[cut:]) + s.finish()
+        text = s.feed(reply[:cut]) + s.feed(reply[cut:]) + s.finish()["content"]
         assert text == reply.replace("<SECRET_1>", KEY)
     assert rec.directions().count("inbound") == len(reply) - 1
 
@@ -239,3 +239,20 @@ def test_gate_without_timeouts_runs_inline() -> None:
                                                          "authenticate", "restore", "verify")})
     out = gate.outbound(chat(f"k {KEY}"), ROUTE)
     assert KEY not in out.message.canonical_bytes().decode()
+
+
+def test_stream_inbound_channels_are_restored_independently() -> None:
+    gate = make_gate()
+    out = gate.outbound(chat(f"k {KEY}"), ROUTE)
+    s = gate.stream_inbound(out.route, request=out)
+    a = s.feed("use <SEC", "content")
+    b = s.feed('{"k": "<SECRET', "tool0")
+    a += s.feed("RET_1> ok", "content") + s.flush("content")
+    b += s.feed('_1>"}', "tool0")
+    tails = s.finish()
+    assert a == f"use {KEY} ok" and b + tails["tool0"] == f'{{"k": "{KEY}"}}'
+    with pytest.raises(Blocked, match="after it was flushed"):
+        s2 = gate.stream_inbound(out.route, request=out)
+        s2.feed("x")
+        s2.flush()
+        s2.feed("y")

@@ -1,0 +1,144 @@
+"""The official openai SDK through TrustTransport against a real recording server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+
+import httpx
+import openai
+import pytest
+from proxy_upstream import Upstream, create_upstream
+from stagekit import DEVICE, ListRecorder, Pseudonymizer, make_gate
+
+from trustlayer.intercept.proxy_cli import BackgroundServer
+from trustlayer.intercept.transport import TrustTransport
+from trustlayer.layer import TrustLayer
+from trustlayer.types import Endpoint
+
+KEY = "sk-Zx9Yw8Vu7Ts6"
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[tuple[Upstream, str]]:
+    state = Upstream()
+    with BackgroundServer(create_upstream(state)) as server:
+        yield state, server.url
+
+
+def layer_for(url: str, **gate_kw: object) -> tuple[TrustLayer, ListRecorder]:
+    rec = ListRecorder()
+    cloud = Endpoint(id="cloud", kind="cloud", jurisdiction="US", url=url + "/v1", model="m")
+    pseudo = Pseudonymizer()
+    gate = make_gate(recorder=rec, transformer=pseudo, restorer=pseudo, endpoints=(DEVICE, cloud), **gate_kw)
+    return TrustLayer(gate=gate, me=DEVICE, endpoints=[cloud], secret=b"s" * 32), rec
+
+
+def sdk(url: str, layer: TrustLayer) -> openai.OpenAI:
+    return openai.OpenAI(base_url=url + "/v1", api_key="test-key", max_retries=0,
+                         http_client=httpx.Client(transport=TrustTransport(layer)))
+
+
+def test_sdk_non_streaming_sends_transformed_and_returns_restored(upstream: tuple[Upstream, str]) -> None:
+    state, url = upstream
+    layer, rec = layer_for(url)
+    before = len(state.received)
+    with sdk(url, layer) as client:
+        reply = client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": f"rotate {KEY} please"}])
+    got = state.received[before:]
+    assert len(got) == 1
+    assert KEY not in got[0].everything()
+    sent = got[0].json()["messages"][0]["content"]
+    assert "<SECRET_" in sent                                 # the server received the gate's transform
+    assert reply.choices[0].message.content == f"You said: rotate {KEY} please"   # the caller got the restore
+    assert rec.directions() == ["outbound", "inbound"]
+    assert got[0].json().get("user") is None
+
+
+def test_sdk_streaming_restores_placeholders_split_across_events(upstream: tuple[Upstream, str]) -> None:
+    state, url = upstream
+    layer, rec = layer_for(url)
+    for size in (1, 3, 5, 11):
+        state.chunks = lambda text, n=size: [text[i:i + n] for i in range(0, len(text), n)]
+        with sdk(url, layer) as client:
+            stream = client.chat.completions.create(
+                model="m", stream=True, messages=[{"role": "user", "content": f"keep {KEY} safe"}])
+            text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        assert text == f"You said: keep {KEY} safe"
+        assert KEY not in state.last().everything()
+    state.chunks = Upstream().chunks
+
+
+def test_async_sdk_streaming_and_not(upstream: tuple[Upstream, str]) -> None:
+    state, url = upstream
+    layer, _ = layer_for(url)
+
+    async def run() -> tuple[str | None, str]:
+        client = openai.AsyncOpenAI(base_url=url + "/v1", api_key="k", max_retries=0,
+                                    http_client=httpx.AsyncClient(transport=TrustTransport(layer)))
+        plain = await client.chat.completions.create(model="m", messages=[{"role": "user", "content": KEY}])
+        stream = await client.chat.completions.create(model="m", stream=True,
+                                                      messages=[{"role": "user", "content": KEY}])
+        parts = [c.choices[0].delta.content or "" async for c in stream if c.choices]
+        await client.close()
+        return plain.choices[0].message.content, "".join(parts)
+
+    plain, streamed = asyncio.run(run())
+    assert plain == streamed == f"You said: {KEY}"
+    assert KEY not in state.last().everything()
+
+
+def test_tool_call_arguments_are_transformed_and_restored(upstream: tuple[Upstream, str]) -> None:
+    state, url = upstream
+    layer, _ = layer_for(url)
+    state.tool_call = lambda body: ("login", json.dumps({"token": "<SECRET_1>"}))
+    try:
+        with sdk(url, layer) as client:
+            reply = client.chat.completions.create(model="m", messages=[
+                {"role": "user", "content": f"log in with {KEY}"},
+                {"role": "assistant", "content": None, "tool_calls": [
+                    {"id": "a", "type": "function", "function": {"name": "f", "arguments": json.dumps({"k": KEY})}}]},
+                {"role": "tool", "tool_call_id": "a", "content": f"ok {KEY}"},
+                {"role": "user", "content": "again"},
+            ])
+    finally:
+        state.tool_call = Upstream().tool_call
+    assert KEY not in state.last().everything()
+    call = reply.choices[0].message.tool_calls
+    assert call is not None and json.loads(call[0].function.arguments) == {"token": KEY}
+
+
+def test_blocked_request_never_reaches_the_server_and_sdk_gets_403(upstream: tuple[Upstream, str]) -> None:
+    state, url = upstream
+    layer, rec = layer_for(url, detector=_Exploding())
+    before = len(state.received)
+    with sdk(url, layer) as client, pytest.raises(openai.PermissionDeniedError, match="blocked at detect"):
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": KEY}])
+    assert len(state.received) == before
+    assert rec.directions() == ["block"]
+
+
+def test_non_llm_requests_are_refused_unless_passthrough(upstream: tuple[Upstream, str]) -> None:
+    state, url = upstream
+    layer, rec = layer_for(url)
+    before = len(state.received)
+    with httpx.Client(transport=TrustTransport(layer)) as client:
+        r = client.post(url + "/v1/embeddings", json={"input": KEY})
+        assert r.status_code == 400 and "pass-through is off" in r.json()["error"]["message"]
+        r = client.post(url + "/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}],
+                                                            "metadata": {"email": KEY}})
+        assert r.status_code == 400 and "'metadata' is not understood" in r.json()["error"]["message"]
+        r = client.post(url + "/v1/chat/completions?debug=1", json={"messages": [{"role": "user", "content": "x"}]})
+        assert r.status_code == 400 and "query parameter 'debug'" in r.json()["error"]["message"]
+    assert len(state.received) == before
+    assert rec.directions() == ["block", "block", "block"]
+    with httpx.Client(transport=TrustTransport(layer, passthrough=True)) as client:
+        assert client.post(url + "/v1/embeddings", json={"input": "x"}).status_code == 404
+    assert len(state.received) == before  # the route does not exist upstream: Starlette 404 before recording
+
+
+class _Exploding:
+    def detect(self, message: object, *, entities: object = None) -> list[object]:
+        raise RuntimeError("detector crashed")

@@ -1,0 +1,171 @@
+"""Rewrite an OpenAI server-sent-event stream event by event, restoring placeholders.
+
+The transport and the proxy feed it the upstream's bytes as they arrive and send on
+what it returns; every event they send is a complete, valid SSE event::
+
+    rewriter = SseRewriter(gate.stream_inbound(route, request=out), "chat")
+    for data in upstream_bytes:
+        yield rewriter.feed(data)
+    yield rewriter.finish()
+
+Each choice's content and each tool call's arguments are restored on their own
+channel, holding back only what could be the start of a placeholder. When a choice
+finishes, what was held back goes out with its finishing event. If the upstream
+sends something that cannot be parsed, the stream is blocked (``Blocked``), never
+passed on half-processed; ``error_event`` renders the block for the client.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from trustlayer.errors import Blocked
+from trustlayer.gate import InboundStream
+from trustlayer.intercept.openai_wire import Kind
+
+__all__ = ["SseRewriter", "error_event"]
+
+
+def error_event(blocked: Blocked) -> bytes:
+    """An SSE event carrying an OpenAI-style error for a stream the gate stopped."""
+    body = {"error": {"type": "blocked", "code": f"{blocked.stage}_blocked", "message": str(blocked),
+                      "rule_ids": list(blocked.rule_ids)}}
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
+def _split_event(buf: bytes) -> tuple[bytes, bytes] | None:
+    """Cut the first complete event (ended by a blank line, any newline style) off ``buf``."""
+    best: tuple[int, int] | None = None
+    for sep in (b"\r\n\r\n", b"\n\n", b"\r\r"):
+        at = buf.find(sep)
+        if at != -1 and (best is None or at < best[0]):
+            best = (at, len(sep))
+    if best is None:
+        return None
+    return buf[:best[0]], buf[best[0] + best[1]:]
+
+
+class SseRewriter:
+    """Restores one OpenAI SSE stream (chat or completions) through an ``InboundStream``."""
+
+    def __init__(self, stream: InboundStream, kind: Kind) -> None:
+        self._stream = stream
+        self._kind = kind
+        self._buf = b""
+        self._template: dict[str, Any] = {}
+        self._held: list[bytes] = []
+        self._closed = False
+
+    def feed(self, data: bytes) -> bytes:
+        """Take upstream bytes; return the rewritten complete events they finish."""
+        if self._closed:
+            return b""
+        self._buf += data
+        out: list[bytes] = []
+        while (cut := _split_event(self._buf)) is not None:
+            event, self._buf = cut
+            out.append(self._event(event))
+        return b"".join(out)
+
+    def finish(self) -> bytes:
+        """The upstream ended: rewrite what is left, record the response, emit what was held back."""
+        out = b""
+        if self._buf.strip():
+            out += self._event(self._buf)
+            self._buf = b""
+        if not self._closed:
+            out += self._close()
+        return out
+
+    def _event(self, raw: bytes) -> bytes:
+        data_lines: list[str] = []
+        other: list[str] = []
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Blocked("restore", "the upstream stream is not valid UTF-8") from None
+        for line in text.splitlines():
+            if line.startswith("data:"):
+                data_lines.append(line[5:].removeprefix(" "))
+            elif line and not line.startswith(":"):
+                other.append(line)
+        if not data_lines:
+            return (raw + b"\n\n") if raw.strip() else b""
+        data = "\n".join(data_lines)
+        if data.strip() == "[DONE]":
+            return self._close() + b"data: [DONE]\n\n"
+        try:
+            chunk = json.loads(data)
+        except json.JSONDecodeError:
+            raise Blocked("restore", "the upstream sent a stream event that is not JSON") from None
+        if not isinstance(chunk, dict):
+            raise Blocked("restore", "the upstream sent a stream event that is not a JSON object")
+        if "error" in chunk and "choices" not in chunk:
+            return self._emit(other, chunk)
+        self._rewrite(chunk)
+        return self._emit(other, chunk)
+
+    def _emit(self, other: list[str], chunk: dict[str, Any]) -> bytes:
+        head = "".join(f"{line}\n" for line in other)
+        event = (head + "data: " + json.dumps(chunk, ensure_ascii=False, separators=(",", ":")) + "\n\n").encode()
+        if self._stream.buffering:
+            self._held.append(event)
+            return b""
+        return event
+
+    def _rewrite(self, chunk: dict[str, Any]) -> None:
+        self._template = {k: chunk[k] for k in ("id", "object", "created", "model") if k in chunk}
+        for choice in chunk.get("choices") or []:
+            if not isinstance(choice, dict):
+                raise Blocked("restore", "the upstream sent a stream choice that is not an object")
+            i = choice.get("index", 0)
+            if self._kind == "completions":
+                if isinstance(choice.get("text"), str):
+                    choice["text"] = self._stream.feed(choice["text"], f"c{i}")
+                if choice.get("finish_reason") is not None:
+                    choice["text"] = (choice.get("text") or "") + self._stream.flush(f"c{i}")
+                continue
+            delta = choice.get("delta")
+            if not isinstance(delta, dict):
+                continue
+            if isinstance(delta.get("content"), str):
+                delta["content"] = self._stream.feed(delta["content"], f"c{i}")
+            for call in delta.get("tool_calls") or []:
+                fn = call.get("function") if isinstance(call, dict) else None
+                if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
+                    fn["arguments"] = self._stream.feed(fn["arguments"], f"c{i}.t{call.get('index', 0)}")
+            if choice.get("finish_reason") is not None:
+                self._flush_choice(i, delta)
+
+    def _flush_choice(self, i: int, delta: dict[str, Any]) -> None:
+        tail = self._stream.flush(f"c{i}")
+        if tail:
+            delta["content"] = (delta.get("content") or "") + tail
+        for channel in self._stream.channels():
+            if channel.startswith(f"c{i}.t"):
+                rest = self._stream.flush(channel)
+                if rest:
+                    j = int(channel.rsplit(".t", 1)[1])
+                    delta.setdefault("tool_calls", []).append({"index": j, "function": {"arguments": rest}})
+
+    def _close(self) -> bytes:
+        self._closed = True
+        tails = {k: v for k, v in self._stream.finish().items() if v}
+        if not tails:
+            return b"".join(self._held)
+        choices: dict[int, dict[str, Any]] = {}
+        for channel, text in sorted(tails.items()):
+            i = int(channel[1:].split(".", 1)[0])
+            choice = choices.setdefault(i, {"index": i, "delta": {}} if self._kind == "chat" else {"index": i})
+            if self._kind == "completions":
+                choice["text"] = text
+            elif ".t" in channel:
+                j = int(channel.rsplit(".t", 1)[1])
+                choice["delta"].setdefault("tool_calls", []).append({"index": j, "function": {"arguments": text}})
+            else:
+                choice["delta"]["content"] = text
+        chunk = {**self._template, "choices": [choices[i] for i in sorted(choices)]}
+        event = b"data: " + json.dumps(chunk, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
+        # Buffered (verified) streams: the whole restored text first, then the held events (finish reasons).
+        return event + b"".join(self._held)

@@ -1,0 +1,132 @@
+"""``TrustLayer``: the gate plus what the ways in need (endpoints, identity, clients).
+
+    >>> from trustlayer import TrustLayer
+    >>> tl = TrustLayer.from_config("trustlayer.yaml")          # doctest: +SKIP
+    >>> out = tl.gate.outbound(message, tl.route_to("cloud"))    # doctest: +SKIP
+
+Decorators, the httpx transport and the proxy all hold a ``TrustLayer`` and pass
+every message through ``layer.gate``. ``TrustLayer.default()`` builds one lazily
+from ``$TRUSTLAYER_CONFIG`` for decorators used without an explicit layer.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from trustlayer.config import ENV_VAR, Config, load_config
+from trustlayer.errors import ConfigError
+from trustlayer.gate import Gate
+from trustlayer.types import Endpoint, Route
+
+if TYPE_CHECKING:
+    from trustlayer.endpoints.base import ChatEndpoint
+
+__all__ = ["TrustLayer"]
+
+_default_lock = threading.Lock()
+_default: TrustLayer | None = None
+
+
+class TrustLayer:
+    """The gate and this process's view of the endpoints it talks to.
+
+    Build it with :meth:`from_config`; the plain constructor is for composing your
+    own stages (tests, embedding). ``secret`` keys derived conversation ids.
+    """
+
+    def __init__(self, *, gate: Gate, me: Endpoint, endpoints: Iterable[Endpoint], secret: bytes,
+                 passthrough: bool = False, config: Config | None = None,
+                 clients: Mapping[str, ChatEndpoint] | None = None, local_fallback: str | None = None,
+                 fallback: str = "reroute", closers: Sequence[Any] = ()) -> None:
+        if len(secret) < 16:
+            raise ValueError("the layer secret must be at least 16 bytes")
+        self.gate = gate
+        self.me = me
+        self.endpoints: dict[str, Endpoint] = {e.id: e for e in endpoints}
+        self.endpoints.setdefault(me.id, me)
+        self.secret = secret
+        self.passthrough = passthrough
+        self.config = config
+        self.fallback = fallback
+        self.local_id = local_fallback or me.id
+        self._clients: dict[str, ChatEndpoint] = dict(clients or {})
+        self._closers = list(closers)
+        self._lock = threading.Lock()
+
+    # ── construction ─────────────────────────────────────────────────────────────────────
+
+    @classmethod
+    def from_config(cls, config: str | Path | Config | None = None) -> TrustLayer:
+        """Build the layer, with the real stages, from a ``trustlayer.yaml`` (or ``$TRUSTLAYER_CONFIG``)."""
+        from trustlayer._assemble import assemble  # the heavy parts load only when a layer is built
+
+        cfg = config if isinstance(config, Config) else load_config(config)
+        return assemble(cls, cfg)
+
+    @classmethod
+    def default(cls) -> TrustLayer:
+        """The process-wide layer built from ``$TRUSTLAYER_CONFIG`` (once, on first use)."""
+        global _default
+        with _default_lock:
+            if _default is None:
+                if not os.environ.get(ENV_VAR):
+                    raise ConfigError(f"no TrustLayer was given and ${ENV_VAR} is not set; pass layer=... "
+                                      "or point the variable at a trustlayer.yaml")
+                _default = cls.from_config(None)
+            return _default
+
+    # ── endpoints ────────────────────────────────────────────────────────────────────────
+
+    def endpoint(self, endpoint_id: str) -> Endpoint:
+        """The declared endpoint with this id."""
+        try:
+            return self.endpoints[endpoint_id]
+        except KeyError:
+            declared = ", ".join(sorted(self.endpoints))
+            raise ConfigError(f"endpoint {endpoint_id!r} is not declared (declared: {declared})") from None
+
+    def route_to(self, endpoint_id: str, *, subject_jurisdiction: str | None = None) -> Route:
+        """The route from this process's endpoint to ``endpoint_id``."""
+        return Route.between(self.me, self.endpoint(endpoint_id), subject_jurisdiction=subject_jurisdiction)
+
+    def endpoint_for_url(self, url: str) -> Endpoint | None:
+        """The declared endpoint whose ``url`` is the longest prefix of ``url``."""
+        best: Endpoint | None = None
+        for e in self.endpoints.values():
+            if e.url and url.startswith(e.url.rstrip("/")) and (best is None or len(e.url) > len(best.url or "")):
+                best = e
+        return best
+
+    def client(self, endpoint_id: str) -> ChatEndpoint:
+        """The chat client for an endpoint (a local llama.cpp model or an OpenAI-compatible API)."""
+        with self._lock:
+            found = self._clients.get(endpoint_id)
+            if found is None:
+                from trustlayer.endpoints import client_for
+
+                found = self._clients[endpoint_id] = client_for(self.endpoint(endpoint_id))
+            return found
+
+    def candidates(self, ids: Iterable[str] | None = None) -> tuple[Endpoint, ...]:
+        """Endpoints a router may choose among (all declared ones by default)."""
+        if ids is None:
+            return tuple(self.endpoints.values())
+        return tuple(self.endpoint(i) for i in ids)
+
+    def close(self) -> None:
+        """Close the gate, clients and stores."""
+        self.gate.close()
+        for c in [*self._clients.values(), *self._closers]:
+            close = getattr(c, "close", None)
+            if callable(close):
+                close()
+
+    def __enter__(self) -> TrustLayer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
