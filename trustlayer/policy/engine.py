@@ -1,0 +1,371 @@
+"""The policy engine: findings + route + taint + candidates -> a ``Decision``.
+
+    >>> from trustlayer.policy import PolicyEngine, shipped_policy_path
+    >>> from trustlayer.types import Finding, Route
+    >>> engine = PolicyEngine.from_file(shipped_policy_path("eu-gdpr"))
+    >>> route = Route.between(engine.endpoints["phone"], engine.endpoints["gpt-us"])
+    >>> email = Finding(entity_type="EMAIL_ADDRESS", start=0, end=5, score=1.0, detector="t")
+    >>> engine.decide([email], route).outcome.value
+    'transform'
+
+Semantics, per destination: a rule fires when its conditions hold for the data
+classes present (found in this message, or carried as taint) and for the route.
+Forbid overrides permit. A firing forbid is *cured* when the transforms it demands
+(``pseudonymize``/``mask``/``hash``/``drop`` of classes) remove every class that made
+a forbid fire; a forbid that demands ``route_local`` is never cured by a transform
+(its trigger is what the data means, not its identifiers), so the message is
+rerouted to a device endpoint. When no forbid fires, a permit, or the default,
+decides. The second decision (``applied`` given) counts data transformed by an
+operator at least as strong as the one demanded as no longer present in raw form;
+it answers ``allow`` or ``block``, never a new transform.
+
+An engine never changes after it is built: a policy edit takes effect when a new
+engine is built from the file (``reload()``) and swapped in, so no decision ever
+sees half of a change.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trustlayer.policy.compiler import STRENGTH, CompiledPolicy, CompiledRule, compile_file
+from trustlayer.policy.reasons import sentence
+from trustlayer.types import Channel, Decision, Endpoint, Finding, Kind, Operator, Outcome, Route, VerifyRequirement
+
+__all__ = ["Judgement", "PolicyEngine"]
+
+_CACHE_MAX = 8192
+_NEVER = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """The verdict for one destination: ``allow``, ``transform`` (with ``ops``) or ``forbidden``.
+
+    ``fired`` are the forbids that fired on the raw data, ``blocking`` those still firing
+    after the transform, ``permits`` the permits firing after it; ``ops`` maps entity
+    types to the operator still required.
+    """
+
+    status: str
+    fired: int
+    blocking: int
+    permits: int
+    ops: Mapping[str, Operator]
+    route_local: bool
+    classes: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    outcome: Outcome
+    endpoint: str
+    allowed: tuple[str, ...]
+    rule_ids: tuple[str, ...]
+    reasons: tuple[str, ...]
+    citations: tuple[str, ...]
+    classes: frozenset[str]
+    operators: Mapping[str, Operator]
+    verify: VerifyRequirement | None
+
+
+class PolicyEngine:
+    """Residency policy compiled into integer lookups; implements the ``Decider`` protocol."""
+
+    def __init__(self, policy: CompiledPolicy, *, subject_jurisdiction: str | None = None) -> None:
+        self.policy = policy
+        self.subject_jurisdiction = subject_jurisdiction or policy.file.subject_jurisdiction
+        self._local_mask = sum(r.bit for r in policy.rules if r.route_local)
+        self._by_bit = {r.bit: r for r in policy.rules}
+        self._channel_mask = {c.value: self._mask(lambda r, c=c: r.channels is None or c.value in r.channels)
+                              for c in Channel}
+        self._to: dict[Endpoint, int] = {}
+        self._from: dict[Endpoint, int] = {}
+        self._subject: dict[str | None, int] = {}
+        self._taint: dict[frozenset[str], int] = {}
+        self._cmask: dict[int, int] = {}
+        self._judged: dict[tuple[int, int, int, Any], Judgement] = {}
+        self._plans: dict[tuple[Any, ...], _Plan] = {}
+        self._entities: dict[Route, frozenset[str]] = {}
+        self._prefix = secrets.token_hex(8) + "-"
+        self._ids = itertools.count(1)
+
+    @classmethod
+    def from_file(cls, path: str | Path, *, subject_jurisdiction: str | None = None) -> PolicyEngine:
+        """Compile the policy file at ``path``; ``PolicyError`` names file, line and rule when it is invalid."""
+        return cls(compile_file(path), subject_jurisdiction=subject_jurisdiction)
+
+    def reload(self) -> PolicyEngine:
+        """A new engine from the file as it is now (this engine is left unchanged)."""
+        return PolicyEngine.from_file(self.path, subject_jurisdiction=self.subject_jurisdiction)
+
+    @property
+    def path(self) -> Path:
+        """The policy file this engine was compiled from."""
+        return self.policy.path
+
+    @property
+    def digest(self) -> str:
+        """Hex SHA-256 of the policy file's bytes, as compiled."""
+        return self.policy.digest
+
+    @property
+    def name(self) -> str:
+        """The policy's ``name``."""
+        return self.policy.file.name
+
+    @property
+    def endpoints(self) -> Mapping[str, Endpoint]:
+        """Example endpoints the policy file declares (for its tests, ``explain`` and ``redact --to``)."""
+        return self.policy.endpoints
+
+    # ── route -> applicable rules ─────────────────────────────────────────────────────────
+
+    def _mask(self, keep: Any) -> int:
+        return sum(r.bit for r in self.policy.rules if keep(r))
+
+    def _endpoint_mask(self, cache: dict[Endpoint, int], endpoint: Endpoint, side: str) -> int:
+        found = cache.get(endpoint)
+        if found is None:
+            found = self._mask(lambda r: (getattr(r, side) is None) or getattr(r, side)(endpoint))
+            if len(cache) >= _CACHE_MAX:
+                cache.clear()
+            cache[endpoint] = found
+        return found
+
+    def _subject_mask(self, subject: str | None) -> int:
+        found = self._subject.get(subject)
+        if found is None:
+            def keep(r: CompiledRule) -> bool:
+                if r.subject is None:
+                    return True
+                if subject is None:
+                    # Unknown subject: assume the worst (forbids apply, permits do not).
+                    return r.effect == "forbid"
+                codes, negated = r.subject
+                inside = subject in codes or subject.split("-", 1)[0] in codes
+                return inside != negated
+            found = self._mask(keep)
+            if len(self._subject) >= _CACHE_MAX:
+                self._subject.clear()
+            self._subject[subject] = found
+        return found
+
+    def applicable(self, sender: Endpoint, recipient: Endpoint, channel: str, subject: str | None) -> int:
+        """The mask of rules whose route conditions (to, from, channel, subject) hold."""
+        return (self._endpoint_mask(self._to, recipient, "to") & self._endpoint_mask(self._from, sender, "from_")
+                & self._channel_mask[channel] & self._subject_mask(subject))
+
+    def _route_mask(self, route: Route) -> int:
+        subject = route.subject_jurisdiction or self.subject_jurisdiction
+        return self.applicable(route.sender, route.recipient, route.channel.value, subject)
+
+    # ── classes ───────────────────────────────────────────────────────────────────────────
+
+    def class_mask_of_entities(self, emask: int) -> int:
+        """The classes made present by the entity types in an entity mask."""
+        found = self._cmask.get(emask)
+        if found is None:
+            found, m = 0, emask
+            while m:
+                low = m & -m
+                found |= self.policy.entity_classes.get(low, 0)
+                m ^= low
+            self._cmask[emask] = found
+        return found
+
+    def taint_mask(self, taint: frozenset[str]) -> int:
+        """The class mask of a taint set; ``PolicyError`` for a class the policy does not declare."""
+        found = self._taint.get(taint)
+        if found is None:
+            # Fail closed: a class we cannot evaluate must not be silently ignored.
+            found = self.policy.class_mask(sorted(taint))
+            if len(self._taint) >= _CACHE_MAX:
+                self._taint.clear()
+            self._taint[taint] = found
+        return found
+
+    # ── one destination ──────────────────────────────────────────────────────────────────
+
+    def judge(self, applicable: int, emask: int, taint: int,
+              applied: frozenset[tuple[str, Operator]] | None = None) -> Judgement:
+        """Judge one destination (its applicable rule mask) for raw entity and taint masks."""
+        key = (applicable, emask, taint, applied)
+        found = self._judged.get(key)
+        if found is None:
+            found = self._judge(applicable, emask, taint, applied)
+            if len(self._judged) >= _CACHE_MAX:
+                self._judged.clear()
+            self._judged[key] = found
+        return found
+
+    def _judge(self, applicable: int, emask: int, taint: int,
+               applied: frozenset[tuple[str, Operator]] | None) -> Judgement:
+        p = self.policy
+        present = self.class_mask_of_entities(emask) | taint
+        fired = applicable & p.fires(present)
+        forbids = fired & p.forbid_mask
+        if not forbids:
+            permits = fired & p.permit_mask
+            status = "allow" if (permits or p.default_permit) else "forbidden"
+            return Judgement(status, 0, 0, permits, {}, False, present)
+        sticky = forbids & self._local_mask
+        need: dict[int, Operator] = {}
+        m = forbids & ~self._local_mask
+        while m:
+            low = m & -m
+            m ^= low
+            for cbit, op in self._by_bit[low].transforms.items():
+                e = p.class_emask[cbit]
+                while e:
+                    eb = e & -e
+                    e ^= eb
+                    if eb not in need or STRENGTH[op] > STRENGTH[need[eb]]:
+                        need[eb] = op
+        done = 0
+        for name, op in applied or ():
+            eb = p.entity_bit.get(name, 0)
+            if eb and STRENGTH[op] >= STRENGTH[need.get(eb, Operator.MASK)]:
+                done |= eb
+        remaining = {eb: op for eb, op in need.items() if not eb & done}
+        gone = done
+        for eb in remaining:
+            gone |= eb
+        left_taint, t = 0, taint
+        while t:
+            low = t & -t
+            t ^= low
+            if p.class_emask[low] & ~gone:
+                left_taint |= low
+        after = self.class_mask_of_entities(emask & ~gone) | left_taint
+        fired2 = applicable & p.fires(after)
+        blocking = (fired2 & p.forbid_mask & ~self._local_mask) | sticky
+        permits = fired2 & p.permit_mask
+        ops = {p.entity_names[eb.bit_length() - 1]: op for eb, op in remaining.items()}
+        if not blocking and (permits or p.default_permit):
+            return Judgement("transform" if ops else "allow", forbids, 0, permits, ops, False, present)
+        return Judgement("forbidden", forbids, blocking, permits, ops, bool(blocking & self._local_mask), present)
+
+    # ── the Decider protocol ─────────────────────────────────────────────────────────────
+
+    def entities_for(self, route: Route) -> frozenset[str]:
+        """Entity types of every class a rule applicable to this route fires on or transforms."""
+        found = self._entities.get(route)
+        if found is None:
+            p = self.policy
+            classes, mask = 0, self._route_mask(route)
+            for r in p.rules:
+                if r.bit & mask:
+                    classes |= r.class_mask
+                    for cbit in r.transforms:
+                        classes |= cbit
+            found = frozenset().union(*(p.class_entities[b] for b in p.class_entities if b & classes))
+            if len(self._entities) >= _CACHE_MAX:
+                self._entities.clear()
+            self._entities[route] = found
+        return found
+
+    def decide(self, findings: Sequence[Finding], route: Route, *, taint: frozenset[str] = frozenset(),
+               applied: Mapping[str, Operator] | None = None, candidates: Sequence[Endpoint] = ()) -> Decision:
+        """Decide where the message may go and in what form; see the module docstring for the semantics."""
+        bits = self.policy.entity_bit
+        emask = 0
+        for f in findings:
+            emask |= bits.get(f.entity_type, 0)
+        tmask = self.taint_mask(taint) if taint else 0
+        applied_key = None if applied is None else frozenset((k, Operator(v)) for k, v in applied.items())
+        key = (route, tuple(candidates), emask, tmask, applied_key)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plan(route, tuple(candidates), emask, tmask, applied_key)
+            if len(self._plans) >= _CACHE_MAX:
+                self._plans.clear()
+            self._plans[key] = plan
+        return Decision(
+            id=f"{self._prefix}{next(self._ids):x}", outcome=plan.outcome, endpoint=plan.endpoint,
+            allowed=plan.allowed, rule_ids=plan.rule_ids, reasons=plan.reasons, citations=plan.citations,
+            classes=plan.classes, operators=dict(plan.operators), verify=plan.verify, policy_digest=self.digest,
+        )
+
+    # ── building a plan (cache miss) ─────────────────────────────────────────────────────
+
+    def _judge_route(self, route: Route, emask: int, tmask: int,
+                     applied: frozenset[tuple[str, Operator]] | None) -> Judgement:
+        return self.judge(self._route_mask(route), emask, tmask, applied)
+
+    def _plan(self, route: Route, candidates: tuple[Endpoint, ...], emask: int, tmask: int,
+              applied: frozenset[tuple[str, Operator]] | None) -> _Plan:
+        j = self._judge_route(route, emask, tmask, applied)
+        allowed = tuple(c.id for c in candidates
+                        if self._judge_route(route.to(c), emask, tmask, applied).status != "forbidden")
+        if not candidates and j.status != "forbidden":
+            allowed = (route.recipient.id,)
+        classes = self.policy.classes_of(j.classes)
+        to = route.recipient
+        if applied is not None:
+            if j.status == "allow":
+                return self._explained(Outcome.ALLOW, to, j, allowed, classes, cured=True)
+            return self._explained(Outcome.BLOCK, to, j, allowed, classes, insufficient=True)
+        if j.status == "allow":
+            return self._explained(Outcome.ALLOW, to, j, allowed, classes)
+        if j.status == "transform":
+            return self._explained(Outcome.TRANSFORM, to, j, allowed, classes)
+        target = self._local_target(route, candidates, emask, tmask) if j.route_local else None
+        if target is not None:
+            tj = self._judge_route(route.to(target), emask, tmask, None)
+            if target.id not in allowed:
+                allowed = (*allowed, target.id)
+            return self._explained(Outcome.REROUTE, to, j, allowed, classes, target=target, target_j=tj)
+        return self._explained(Outcome.BLOCK, to, j, allowed, classes, no_target=j.route_local)
+
+    def _local_target(self, route: Route, candidates: tuple[Endpoint, ...], emask: int,
+                      tmask: int) -> Endpoint | None:
+        """The first device endpoint among the candidates, then the sender, that may take the message."""
+        for e in (*candidates, route.sender):
+            if e.kind is Kind.DEVICE and e.id != route.recipient.id:
+                if self._judge_route(route.to(e), emask, tmask, None).status != "forbidden":
+                    return e
+        return None
+
+    def _explained(self, outcome: Outcome, to: Endpoint, j: Judgement, allowed: tuple[str, ...],
+                   classes: frozenset[str], *, cured: bool = False, insufficient: bool = False,
+                   target: Endpoint | None = None, target_j: Judgement | None = None,
+                   no_target: bool = False) -> _Plan:
+        p = self.policy
+        rules: list[tuple[CompiledRule, str]] = []
+        ops: Mapping[str, Operator] = {}
+        if outcome is Outcome.ALLOW:
+            if cured:
+                rules += [(r, "cured") for r in p.rules if r.bit & j.fired]
+            rules += [(r, "permit") for r in p.rules if r.bit & j.permits]
+        elif outcome is Outcome.TRANSFORM:
+            rules += [(r, "transform") for r in p.rules if r.bit & j.fired]
+            rules += [(r, "permit") for r in p.rules if r.bit & j.permits]
+            ops = j.ops
+        elif outcome is Outcome.REROUTE:
+            rules += [(r, "reroute") for r in p.rules if r.bit & j.blocking]
+            ops = target_j.ops if target_j is not None else {}
+        else:
+            kind = "insufficient" if insufficient else ("no_target" if no_target else "block")
+            rules += [(r, kind) for r in p.rules if r.bit & (j.blocking or (j.fired if insufficient else 0))]
+        ids = tuple(r.id for r, _ in rules)
+        reasons = [sentence(r, how, p.classes_of(r.class_mask & j.classes) or p.classes_of(j.classes), to,
+                            ops=j.ops, target=target) for r, how in rules]
+        cites = tuple(dict.fromkeys(r.cite for r, _ in rules))
+        if not rules:
+            ids = ("default",)
+            reasons = [sentence(None, "default_permit" if outcome is Outcome.ALLOW else "default_forbid",
+                                classes, to)]
+        verify = None
+        if outcome is not Outcome.BLOCK:
+            for r, _ in rules:
+                if r.verify is not None and (verify is None or (r.verify.quorum, r.verify.of) >
+                                             (verify.quorum, verify.of)):
+                    verify = r.verify
+        endpoint = target.id if target is not None else to.id
+        return _Plan(outcome, endpoint, allowed, ids, tuple(reasons), cites, classes, ops, verify)
