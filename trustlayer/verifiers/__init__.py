@@ -28,14 +28,14 @@ from trustlayer.verifiers.tally import tally
 from trustlayer.verifiers.whitebox import AnswerScore, WhiteBoxScorer, should_escalate
 
 __all__ = [
-    "AnswerScore",
     "AgreementStore",
+    "AnswerScore",
     "Asker",
     "Consensus",
     "EmbeddingMeasure",
+    "EndpointAsker",
     "ExactMeasure",
     "F1Measure",
-    "EndpointAsker",
     "Measure",
     "Policy",
     "Prepare",

@@ -41,14 +41,15 @@ __all__ = [
     "token_f1",
 ]
 
-# Where a reply states its final answer explicitly; the last match wins, because
-# reasoning often restates intermediate values before the final one.
+# Where a reply states its final answer explicitly: the answer is the rest of the line after
+# the last marker, because reasoning often restates intermediate values before the final one.
+_BOXED = re.compile(r"\\boxed\{([^{}]+)\}")                                     # LaTeX
 _MARKERS = (
-    re.compile(r"####\s*(?P<a>[^\n]+)"),                                   # GSM8K
-    re.compile(r"\\boxed\{(?P<a>[^{}]+)\}"),                               # LaTeX
-    re.compile(r"(?:final answer|the answer|answer)\s*(?:is|:|=)\s*(?P<a>[^\n]+)", re.IGNORECASE),
+    re.compile(r"####"),                                                       # GSM8K
+    re.compile(r"(?:final answer|the answer|answer)\s*(?:is|:|=)", re.IGNORECASE),
 )
 _NUMBER = re.compile(r"[-+]?\$?\d[\d,]*(?:\.\d+)?%?|[-+]?\$?\.\d+%?")
+_NUMBER_UNIT = re.compile(r"^([-+]?\$?\d[\d,]*(?:\.\d+)?%?)\s+[A-Za-z][A-Za-z ]{0,30}$")
 _CHOICE = re.compile(r"^\(?(?:option|choice)?\s*\(?([a-e])\)?[.):]?$", re.IGNORECASE)
 _YES = frozenset({"yes", "true", "correct", "right"})
 _NO = frozenset({"no", "false", "incorrect", "wrong"})
@@ -65,10 +66,13 @@ def extract_answer(reply: str) -> str:
     most six words is its own answer; otherwise the last number in it, else its last line.
     """
     text = reply.strip()
+    boxed = _BOXED.findall(text)
+    if boxed:
+        return str(boxed[-1]).strip()
     for marker in _MARKERS:
         found = list(marker.finditer(text))
         if found:
-            return _first_clause(found[-1].group("a"))
+            return _first_clause(text[found[-1].end():].split("\n", 1)[0])
     if len(text.split()) <= _SHORT_WORDS:
         return text
     numbers = _NUMBER.findall(text)
@@ -81,8 +85,11 @@ def extract_answer(reply: str) -> str:
 def _first_clause(answer: str) -> str:
     """Cut "42. Because ..." to "42": a marker is followed by the answer, then maybe an explanation."""
     answer = answer.strip()
-    head = re.split(r"(?<=[^\d])[.;](?:\s|$)|(?<=\d)\.(?:\s|$)|,\s+(?:because|since|as|so)\b", answer, maxsplit=1)[0]
-    return head.strip()
+    head = re.split(r"(?<=[^\d])[.;](?:\s|$)|(?<=\d)\.(?:\s|$)|,\s+(?:because|since|as|so)\b", answer,
+                    maxsplit=1)[0].strip()
+    # "1,200 dollars" / "$1,200 in total": a number followed only by a few words of unit.
+    unit = _NUMBER_UNIT.match(head)
+    return unit.group(1) if unit else head
 
 
 def normalize(answer: str) -> str:
