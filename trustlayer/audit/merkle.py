@@ -94,6 +94,12 @@ class MerkleTree:
         for leaf in leaf_hashes:
             self.append(leaf)
 
+    def truncate(self, size: int) -> None:
+        """Drop every leaf from ``size`` on (undo of appends whose transaction rolled back)."""
+        self._check_size(size)
+        for height, level in enumerate(self._levels):
+            del level[size >> height:]
+
     def leaf(self, index: int) -> bytes:
         """The leaf hash at ``index``."""
         return self._levels[0][index]

@@ -1,0 +1,438 @@
+"""The SQL log store shared by SQLite and PostgreSQL: schema, group-commit append, proofs, reads.
+
+A subclass supplies connections, the dialect (placeholders, column types) and how to
+take the log's write lock; the sequencing rule is the same for both: under the write
+lock, catch the in-memory tree up with rows other writers committed, number the batch
+after the last committed index, insert it, sign a checkpoint if one is due, commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from trustlayer.audit._writer import GroupCommitter
+from trustlayer.audit.checkpoint import sign_checkpoint
+from trustlayer.audit.merkle import MerkleTree, leaf_hash
+from trustlayer.audit.store import (
+    AgreementOutcome,
+    Entry,
+    IndexedEntry,
+    Reputation,
+    StoredCheckpoint,
+    StoredKey,
+)
+from trustlayer.errors import AuditError
+from trustlayer.provenance.keys import Keyring, SigningKey, VerifyKey
+
+__all__ = ["SQLLogStore"]
+
+_OUTCOME_COLUMN = {"agree": "agreements", "dissent": "dissents", "abstain": "abstentions"}
+
+# {blob} and {int} are filled in per dialect.
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS entries (idx {int} PRIMARY KEY, envelope {blob} NOT NULL, "
+    "leaf_hash {blob} NOT NULL, recorded_at {int} NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS checkpoints (id {int} PRIMARY KEY, size {int} NOT NULL, root {blob} NOT NULL, "
+    "time {int} NOT NULL, key_id TEXT NOT NULL, envelope {blob} NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS checkpoints_size ON checkpoints (size)",
+    "CREATE TABLE IF NOT EXISTS keys (key_id TEXT PRIMARY KEY, public_key {blob} NOT NULL, owner TEXT, "
+    "role TEXT NOT NULL, added_at {int} NOT NULL)",
+    # Derived search columns: filled only from records whose signature verified; never read by verify.
+    "CREATE TABLE IF NOT EXISTS entry_index (idx {int} PRIMARY KEY, verified {int} NOT NULL, digest TEXT, "
+    "key_id TEXT, sequence {int}, conversation_id TEXT, sender TEXT, recipient TEXT, direction TEXT, "
+    "outcome TEXT, rule_ids TEXT, entity_types TEXT, time {int}, parents TEXT, problem TEXT)",
+    "CREATE INDEX IF NOT EXISTS entry_index_conversation ON entry_index (conversation_id)",
+    "CREATE INDEX IF NOT EXISTS entry_index_time ON entry_index (time)",
+    # Written by trustlayer.verifiers through record_agreement; shown by `audit reputation`.
+    "CREATE TABLE IF NOT EXISTS endpoint_reputation (endpoint TEXT PRIMARY KEY, agreements {int} NOT NULL, "
+    "dissents {int} NOT NULL, abstentions {int} NOT NULL, updated_at {int} NOT NULL)",
+)
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def _joined(values: Sequence[str]) -> str:
+    # ",a,b," so that one LIKE '%,a,%' finds a whole value, never a prefix of another.
+    return "," + ",".join(values) + "," if values else ""
+
+
+def _split(text: str | None) -> tuple[str, ...]:
+    return tuple(v for v in (text or "").split(",") if v)
+
+
+class SQLLogStore(ABC):
+    """The audit log over a SQL database; see ``trustlayer.audit.store`` for the interface."""
+
+    blob_type = "BLOB"
+    int_type = "INTEGER"
+
+    def __init__(self, *, log_key: SigningKey | None, keyring: Keyring | None, checkpoint_every: int,
+                 max_batch: int) -> None:
+        if checkpoint_every < 1:
+            raise AuditError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
+        self._log_key = log_key
+        self._keyring = keyring
+        self._checkpoint_every = checkpoint_every
+        self._tree = MerkleTree()
+        self._tree_lock = threading.Lock()
+        self._read_lock = threading.Lock()
+        # One writer connection shared by the group-commit thread and maintenance calls.
+        self._write_lock = threading.RLock()
+        self._closed = False
+        self._wconn = self._connect()
+        self._rconn = self._connect()
+        self._origin = self._init_schema()
+        self._committer: GroupCommitter | None = None
+        if log_key is not None:
+            self._register_key(log_key.public, "log", None)
+            self._committer = GroupCommitter(self._flush, max_batch=max_batch)
+        if keyring is not None:
+            for entry in keyring.entries():
+                self._register_key(entry.key, "signer", entry.owner)
+
+    # --- dialect hooks -------------------------------------------------------------------------
+
+    @abstractmethod
+    def _connect(self) -> Any:
+        """A new autocommit connection."""
+
+    @abstractmethod
+    def _begin_exclusive(self, conn: Any) -> None:
+        """Begin a transaction holding the log's single write lock (the sequencer)."""
+
+    @abstractmethod
+    def _sql(self, statement: str) -> str:
+        """``statement`` (written with ``?`` placeholders) in this dialect."""
+
+    @abstractmethod
+    def _describe(self) -> str:
+        """The store's location for messages (no credentials)."""
+
+    def _exec(self, conn: Any, statement: str, params: Sequence[Any] = ()) -> Any:
+        return conn.execute(self._sql(statement), tuple(params))
+
+    def _execmany(self, conn: Any, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        conn.cursor().executemany(self._sql(statement), [tuple(r) for r in rows])
+
+    def _read(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._read_lock:
+            try:
+                return list(self._exec(self._rconn, statement, params).fetchall())
+            except Exception as exc:
+                raise AuditError(f"cannot read audit store {self._describe()}: {exc}") from exc
+
+    def _write(self, fn: Any) -> Any:
+        """Run ``fn(conn)`` in one exclusive transaction on the writer connection."""
+        with self._write_lock:
+            conn = self._wconn
+            self._begin_exclusive(conn)
+            try:
+                result = fn(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return result
+
+    # --- schema and keys ----------------------------------------------------------------------
+
+    def _init_schema(self) -> str:
+        def create(conn: Any) -> str:
+            for statement in _SCHEMA:
+                conn.execute(statement.format(blob=self.blob_type, int=self.int_type))
+            self._exec(conn, "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                       ("origin", f"trustlayer-log-{secrets.token_hex(8)}"))
+            self._exec(conn, "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                       ("schema", "1"))
+            row = self._exec(conn, "SELECT value FROM meta WHERE name = ?", ("origin",)).fetchone()
+            return str(row[0])
+
+        try:
+            return str(self._write(create))
+        except AuditError:
+            raise
+        except Exception as exc:
+            raise AuditError(f"cannot open audit store {self._describe()}: {exc}") from exc
+
+    def _register_key(self, key: VerifyKey, role: str, owner: str | None) -> None:
+        self._write(lambda conn: self._exec(
+            conn, "INSERT INTO keys (key_id, public_key, owner, role, added_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING", (key.key_id, key.raw(), owner, role, _now_us())))
+
+    @property
+    def origin(self) -> str:
+        """The log's id, named in every checkpoint."""
+        return self._origin
+
+    def keys(self) -> list[StoredKey]:
+        """Keys registered by writers (for trust on first use only)."""
+        rows = self._read("SELECT key_id, public_key, owner, role FROM keys ORDER BY added_at, key_id")
+        return [StoredKey(r[0], bytes(r[1]), r[2], r[3]) for r in rows]
+
+    # --- append -------------------------------------------------------------------------------
+
+    def _sync_tree(self, conn: Any) -> None:
+        """Extend the in-memory tree with entries committed since it was last read (caller holds _tree_lock)."""
+        start = self._tree.size
+        rows = self._exec(conn, "SELECT idx, leaf_hash FROM entries WHERE idx >= ? ORDER BY idx",
+                          (start,)).fetchall()
+        for expected, (idx, lh) in enumerate(rows, start):
+            if idx != expected:
+                raise AuditError(f"audit store {self._describe()} is damaged: entry {expected} is missing "
+                                 f"(next stored index is {idx}); run 'trustlayer audit verify'")
+            self._tree.append(bytes(lh))
+
+    def _flush(self, envelopes: Sequence[bytes]) -> int:
+        key = self._log_key
+        if key is None:  # GroupCommitter only exists with a log key
+            raise AuditError("the audit store was opened without a log key and is read-only")
+        with self._tree_lock, self._write_lock:
+            conn = self._wconn
+            self._begin_exclusive(conn)
+            first = self._tree.size
+            try:
+                self._sync_tree(conn)
+                first = self._tree.size
+                now = _now_us()
+                rows = []
+                for offset, envelope in enumerate(envelopes):
+                    lh = leaf_hash(envelope)
+                    rows.append((first + offset, envelope, lh, now))
+                    self._tree.append(lh)
+                self._execmany(conn, "INSERT INTO entries (idx, envelope, leaf_hash, recorded_at) "
+                                     "VALUES (?, ?, ?, ?)", rows)
+                last = self._last_checkpoint_size(conn)
+                size = self._tree.size
+                if size // self._checkpoint_every > last // self._checkpoint_every:
+                    self._insert_checkpoint(conn, key, size)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                self._tree.truncate(first)
+                raise
+        return first
+
+    def _last_checkpoint_size(self, conn: Any) -> int:
+        row = self._exec(conn, "SELECT max(size) FROM checkpoints").fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def _insert_checkpoint(self, conn: Any, key: SigningKey, size: int) -> None:
+        cp = sign_checkpoint(self._origin, size, self._tree.root(size), key)
+        row = self._exec(conn, "SELECT coalesce(max(id), -1) + 1 FROM checkpoints").fetchone()
+        self._exec(conn, "INSERT INTO checkpoints (id, size, root, time, key_id, envelope) VALUES (?, ?, ?, ?, ?, ?)",
+                   (int(row[0]), cp.size, cp.root, cp.time, cp.key_id, cp.envelope))
+
+    def record(self, envelope: bytes) -> int:
+        """Append ``envelope`` (exact bytes) and return its index once the batch committed."""
+        return self._submit(envelope).result()
+
+    async def record_async(self, envelope: bytes) -> int:
+        """``record`` for the async gate: awaits the group commit without blocking the loop."""
+        return await asyncio.wrap_future(self._submit(envelope))
+
+    def _submit(self, envelope: bytes) -> Any:
+        if self._committer is None:
+            raise AuditError(f"audit store {self._describe()} was opened without a log key and is read-only")
+        if not isinstance(envelope, bytes) or not envelope:
+            raise AuditError(f"an audit entry must be non-empty envelope bytes, got {type(envelope).__name__}")
+        return self._committer.submit(envelope)
+
+    def checkpoint(self) -> StoredCheckpoint:
+        """Sign a checkpoint of the whole log now unless the latest already covers it; return the latest."""
+        key = self._log_key
+        if key is not None:
+            def sign(conn: Any) -> None:
+                self._sync_tree(conn)
+                if self._tree.size > self._last_checkpoint_size(conn) or not self._has_checkpoint(conn):
+                    self._insert_checkpoint(conn, key, self._tree.size)
+
+            with self._tree_lock:
+                self._write(sign)
+        stored = self.checkpoints()
+        if not stored:
+            raise AuditError(f"audit store {self._describe()} has no checkpoint yet")
+        return max(stored, key=lambda c: (c.size, c.id))
+
+    def _has_checkpoint(self, conn: Any) -> bool:
+        return self._exec(conn, "SELECT count(*) FROM checkpoints").fetchone()[0] > 0
+
+    def close(self) -> None:
+        """Commit what is queued, sign a final checkpoint, close the connections."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._committer is not None:
+            self._committer.close()
+            self.checkpoint()
+        self._wconn.close()
+        self._rconn.close()
+
+    def __enter__(self) -> SQLLogStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- proofs -------------------------------------------------------------------------------
+
+    def _synced_tree(self) -> MerkleTree:
+        with self._tree_lock, self._read_lock:
+            self._sync_tree(self._rconn)
+        return self._tree
+
+    def size(self) -> int:
+        """Number of committed entries."""
+        return int(self._read("SELECT count(*) FROM entries")[0][0])
+
+    def root(self, size: int | None = None) -> bytes:
+        """Root hash of the first ``size`` entries (default: all), from the stored leaf hashes."""
+        tree = self._synced_tree()
+        with self._tree_lock:
+            return self._checked(lambda: tree.root(size))
+
+    def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
+        """RFC 9162 2.1.3.1 inclusion proof of entry ``index`` in the tree of ``size`` entries."""
+        tree = self._synced_tree()
+        with self._tree_lock:
+            return self._checked(lambda: tree.inclusion_proof(index, size))
+
+    def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[bytes]:
+        """RFC 9162 2.1.4.1 consistency proof from ``old_size`` to ``new_size`` (default: all)."""
+        tree = self._synced_tree()
+        with self._tree_lock:
+            return self._checked(lambda: tree.consistency_proof(old_size, new_size))
+
+    @staticmethod
+    def _checked(fn: Any) -> Any:
+        try:
+            return fn()
+        except ValueError as exc:
+            raise AuditError(str(exc)) from exc
+
+    # --- review reads -------------------------------------------------------------------------
+
+    def entry(self, index: int) -> Entry:
+        """The entry at ``index``; ``AuditError`` if there is none."""
+        rows = self._read("SELECT idx, envelope, leaf_hash, recorded_at FROM entries WHERE idx = ?", (index,))
+        if not rows:
+            raise AuditError(f"audit store {self._describe()} has no entry {index} (size {self.size()})")
+        r = rows[0]
+        return Entry(int(r[0]), bytes(r[1]), bytes(r[2]), int(r[3]))
+
+    def entries(self, start: int = 0, stop: int | None = None, *, batch: int = 2000) -> Iterator[Entry]:
+        """Entries with ``start <= index < stop`` in index order, read ``batch`` rows at a time."""
+        after = start - 1
+        while True:
+            rows = self._read("SELECT idx, envelope, leaf_hash, recorded_at FROM entries WHERE idx > ? "
+                              "ORDER BY idx LIMIT ?", (after, batch))
+            for r in rows:
+                if stop is not None and r[0] >= stop:
+                    return
+                yield Entry(int(r[0]), bytes(r[1]), bytes(r[2]), int(r[3]))
+            if len(rows) < batch:
+                return
+            after = int(rows[-1][0])
+
+    def checkpoints(self) -> list[StoredCheckpoint]:
+        """Every stored checkpoint, in the order written."""
+        rows = self._read("SELECT id, size, root, time, key_id, envelope FROM checkpoints ORDER BY id")
+        return [StoredCheckpoint(int(r[0]), int(r[1]), bytes(r[2]), int(r[3]), r[4], bytes(r[5])) for r in rows]
+
+    # --- search index -------------------------------------------------------------------------
+
+    def refresh_index(self, keyring: Keyring | None = None) -> int:
+        """Verify entries not yet indexed with ``keyring`` and store their search columns.
+
+        Entries whose signature does not verify are indexed as unverified (with the reason)
+        and never appear in ``search``.
+        """
+        from trustlayer.audit.record_view import read_record
+
+        ring = keyring if keyring is not None else self._keyring
+        if ring is None:
+            raise AuditError("indexing needs trusted keys: pass a keyring (see 'trustlayer audit --help')")
+        row = self._read("SELECT coalesce(max(idx), -1) FROM entry_index")
+        done = 0
+        for chunk in self._chunks(int(row[0][0]) + 1):
+            values = []
+            for e in chunk:
+                try:
+                    r = read_record(e.envelope, ring)
+                except Exception as exc:  # noqa: BLE001 - the reason is stored, the entry stays unsearchable
+                    values.append((e.index, 0, None, None, None, None, None, None, None, None, None, None,
+                                   None, None, f"{type(exc).__name__}: {exc}"[:300]))
+                    continue
+                values.append((e.index, 1, r.digest, r.key_id, r.sequence, r.conversation_id, r.sender,
+                               r.recipient, r.direction, r.outcome, _joined(r.rule_ids), _joined(r.entity_types),
+                               r.time, _joined(r.parents), None))
+            self._write(lambda conn, v=values: self._execmany(
+                conn, "INSERT INTO entry_index VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                      "ON CONFLICT DO NOTHING", v))
+            done += len(values)
+        return done
+
+    def _chunks(self, start: int, n: int = 1000) -> Iterator[list[Entry]]:
+        chunk: list[Entry] = []
+        for e in self.entries(start):
+            chunk.append(e)
+            if len(chunk) == n:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+    def search(self, *, conversation: str | None = None, endpoint: str | None = None,
+               outcome: str | None = None, direction: str | None = None, entity_type: str | None = None,
+               since: int | None = None, until: int | None = None, limit: int = 100) -> list[IndexedEntry]:
+        """Verified, indexed entries matching every given filter, newest first (``since``/``until``: unix s)."""
+        where, params = ["verified = 1"], []
+        for column, value in (("conversation_id", conversation), ("outcome", outcome), ("direction", direction)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if endpoint is not None:
+            where.append("(sender = ? OR recipient = ?)")
+            params += [endpoint, endpoint]
+        if entity_type is not None:
+            where.append("entity_types LIKE ?")
+            params.append(f"%,{entity_type},%")
+        if since is not None:
+            where.append("time >= ?")
+            params.append(since)
+        if until is not None:
+            where.append("time <= ?")
+            params.append(until)
+        rows = self._read("SELECT idx, digest, key_id, sequence, conversation_id, sender, recipient, direction, "
+                          "outcome, rule_ids, entity_types, time, parents FROM entry_index WHERE "
+                          + " AND ".join(where) + " ORDER BY idx DESC LIMIT ?", (*params, limit))
+        return [IndexedEntry(int(r[0]), r[1], r[2], int(r[3]), r[4], r[5], r[6], r[7], r[8], _split(r[9]),
+                             _split(r[10]), int(r[11]), _split(r[12])) for r in rows]
+
+    # --- reputation ---------------------------------------------------------------------------
+
+    def record_agreement(self, endpoint_id: str, outcome: AgreementOutcome) -> None:
+        """Count one verifier outcome (agree, dissent, abstain) for ``endpoint_id``."""
+        column = _OUTCOME_COLUMN.get(outcome)
+        if column is None:
+            raise AuditError(f"agreement outcome {outcome!r} is not one of agree, dissent, abstain")
+        counts = [int(c == column) for c in ("agreements", "dissents", "abstentions")]
+        self._write(lambda conn: self._exec(
+            conn, "INSERT INTO endpoint_reputation (endpoint, agreements, dissents, abstentions, updated_at) "
+            f"VALUES (?, ?, ?, ?, ?) ON CONFLICT (endpoint) DO UPDATE SET {column} = "
+            f"endpoint_reputation.{column} + 1, updated_at = excluded.updated_at",
+            (endpoint_id, *counts, _now_us() // 1_000_000)))
+
+    def reputation(self) -> list[Reputation]:
+        """Every endpoint's agreement history, most outcomes first."""
+        rows = self._read("SELECT endpoint, agreements, dissents, abstentions, updated_at FROM endpoint_reputation "
+                          "ORDER BY agreements + dissents + abstentions DESC, endpoint")
+        return [Reputation(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows]
