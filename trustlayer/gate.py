@@ -243,6 +243,15 @@ class Gate:
         except _Stop as stop:
             yield from self._block_flow(stop, message, route, parents, stop.decision or decision)
 
+    def _plan_flow(self, message: Message, route: Route, candidates: Sequence[Endpoint]) -> _Flow:
+        try:
+            taint = self.taint.get(message.conversation_id)
+            findings, _, decision = yield from self._detect_and_decide(message, route, taint, candidates)
+            self.taint.add(message.conversation_id, decision.classes)
+            return findings, decision
+        except _Stop as stop:
+            yield from self._block_flow(stop, message, route, (), stop.decision)
+
     def _inbound_flow(self, response: Message, route: Route, request: Outbound | None,
                       envelope: bytes | None, requirement: VerifyRequirement | None) -> _Flow:
         parents: tuple[str, ...] = (request.record.digest,) if request is not None else ()
@@ -259,6 +268,9 @@ class Gate:
                                    PeerRecord)
                 if peer.conversation_id != response.conversation_id:
                     raise _Stop("authenticate", "the signed record names a different conversation")
+                if peer.sender != route.sender.id:
+                    raise _Stop("authenticate", f"the record is signed by {peer.sender!r} but the message claims "
+                                f"to come from {route.sender.id!r}")
                 self.taint.add(response.conversation_id, peer.classes)
                 parents = (*parents, peer.digest)
             restored = response
@@ -402,6 +414,24 @@ class Gate:
         """Async twin of :meth:`outbound`."""
         result: Outbound = await self._run_async(
             self._outbound_flow(message, route, candidates, tuple(parents)))
+        return result
+
+    def plan(self, message: Message, route: Route, *,
+             candidates: Sequence[Endpoint] = ()) -> tuple[tuple[Finding, ...], Decision]:
+        """Detect and decide only (for routers choosing among allowed endpoints); nothing is signed.
+
+        A failing stage still blocks, and the block is recorded.
+        """
+        result: tuple[tuple[Finding, ...], Decision] = self._run(
+            self._plan_flow(message, route, candidates),
+            lambda stop: self._block_flow(stop, message, route, (), None))
+        return result
+
+    async def plan_async(self, message: Message, route: Route, *,
+                         candidates: Sequence[Endpoint] = ()) -> tuple[tuple[Finding, ...], Decision]:
+        """Async twin of :meth:`plan`."""
+        result: tuple[tuple[Finding, ...], Decision] = await self._run_async(
+            self._plan_flow(message, route, candidates))
         return result
 
     def inbound(self, response: Message, route: Route, *, request: Outbound | None = None,

@@ -23,7 +23,7 @@ from stagekit import (
 
 from trustlayer.errors import Blocked, Unverified
 from trustlayer.gate import Gate
-from trustlayer.types import Finding, Message, Operator, Outcome, Route, VerifyRequirement
+from trustlayer.types import Endpoint, Finding, Message, Operator, Outcome, Route, VerifyRequirement
 
 KEY = "sk-AbCdEf123456"
 ROUTE = Route.between(DEVICE, CLOUD)
@@ -199,13 +199,15 @@ def test_inbound_rejects_a_response_from_another_conversation() -> None:
 def test_peer_message_is_authenticated_before_use_and_taints() -> None:
     rec = ListRecorder()
     gate = make_gate(authenticator=TrustAll(), recorder=rec)
-    peer = Route.between(CLOUD, DEVICE)
+    with pytest.raises(Blocked, match="signed by 'agent-b' but the message claims to come from 'cloud'"):
+        gate.inbound(Message.from_text("hello", conversation_id="p"), Route.between(CLOUD, DEVICE), envelope=b"ok:p")
+    peer = Route.between(Endpoint(id="agent-b", kind="agent", jurisdiction="DE"), DEVICE)
     with pytest.raises(Blocked, match="bad signature"):
         gate.inbound(Message.from_text("hello", conversation_id="p"), peer, envelope=b"forged")
     got = gate.inbound(Message.from_text("hello", conversation_id="p"), peer, envelope=b"ok:p")
     assert got.peer is not None and got.peer.sender == "agent-b"
     assert gate.taint.get("p") == frozenset({"health"})
-    assert rec.directions() == ["block", "inbound"]
+    assert rec.directions() == ["block", "block", "inbound"]
 
 
 def test_stream_inbound_restores_split_placeholders_and_records_once() -> None:
@@ -256,3 +258,15 @@ def test_stream_inbound_channels_are_restored_independently() -> None:
         s2.feed("x")
         s2.flush()
         s2.feed("y")
+
+
+def test_plan_detects_and_decides_without_signing() -> None:
+    rec = ListRecorder()
+    findings, decision = make_gate(recorder=rec).plan(chat(f"k {KEY}"), ROUTE)
+    assert [f.entity_type for f in findings] == ["API_KEY"] and decision.outcome is Outcome.TRANSFORM
+    assert rec.entries == []
+    _, blocked = make_gate(recorder=rec, decider=BlockAll()).plan(chat("x"), ROUTE)
+    assert blocked.outcome is Outcome.BLOCK  # a plan reports the decision; acting on it is the caller's job
+    with pytest.raises(Blocked, match="detect"):
+        make_gate(recorder=rec, detector=Raising("detect", RuntimeError())).plan(chat("x"), ROUTE)
+    assert rec.directions() == ["block"]

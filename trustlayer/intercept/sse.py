@@ -24,7 +24,7 @@ from trustlayer.errors import Blocked
 from trustlayer.gate import InboundStream
 from trustlayer.intercept.openai_wire import Kind
 
-__all__ = ["SseRewriter", "error_event"]
+__all__ = ["ChunkRewriter", "SseRewriter", "error_event"]
 
 
 def error_event(blocked: Blocked) -> bytes:
@@ -46,79 +46,51 @@ def _split_event(buf: bytes) -> tuple[bytes, bytes] | None:
     return buf[:best[0]], buf[best[0] + best[1]:]
 
 
-class SseRewriter:
-    """Restores one OpenAI SSE stream (chat or completions) through an ``InboundStream``."""
+class ChunkRewriter:
+    """Restores OpenAI stream chunks (parsed JSON objects), one ``InboundStream`` channel per text."""
 
     def __init__(self, stream: InboundStream, kind: Kind) -> None:
         self._stream = stream
         self._kind = kind
-        self._buf = b""
         self._template: dict[str, Any] = {}
-        self._held: list[bytes] = []
-        self._closed = False
+        self._held: list[dict[str, Any]] = []
+        self.closed = False
 
-    def feed(self, data: bytes) -> bytes:
-        """Take upstream bytes; return the rewritten complete events they finish."""
-        if self._closed:
-            return b""
-        self._buf += data
-        out: list[bytes] = []
-        while (cut := _split_event(self._buf)) is not None:
-            event, self._buf = cut
-            out.append(self._event(event))
-        return b"".join(out)
-
-    def finish(self) -> bytes:
-        """The upstream ended: rewrite what is left, record the response, emit what was held back."""
-        out = b""
-        if self._buf.strip():
-            out += self._event(self._buf)
-            self._buf = b""
-        if not self._closed:
-            out += self._close()
-        return out
-
-    def _event(self, raw: bytes) -> bytes:
-        data_lines: list[str] = []
-        other: list[str] = []
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise Blocked("restore", "the upstream stream is not valid UTF-8") from None
-        for line in text.splitlines():
-            if line.startswith("data:"):
-                data_lines.append(line[5:].removeprefix(" "))
-            elif line and not line.startswith(":"):
-                other.append(line)
-        if not data_lines:
-            return (raw + b"\n\n") if raw.strip() else b""
-        data = "\n".join(data_lines)
-        if data.strip() == "[DONE]":
-            return self._close() + b"data: [DONE]\n\n"
-        try:
-            chunk = json.loads(data)
-        except json.JSONDecodeError:
-            raise Blocked("restore", "the upstream sent a stream event that is not JSON") from None
-        if not isinstance(chunk, dict):
-            raise Blocked("restore", "the upstream sent a stream event that is not a JSON object")
+    def feed(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
+        """Rewrite one chunk in place; return the chunks to emit now (none while buffering)."""
         if "error" in chunk and "choices" not in chunk:
-            return self._emit(other, chunk)
+            return [chunk]
         self._rewrite(chunk)
-        return self._emit(other, chunk)
-
-    def _emit(self, other: list[str], chunk: dict[str, Any]) -> bytes:
-        head = "".join(f"{line}\n" for line in other)
-        event = (head + "data: " + json.dumps(chunk, ensure_ascii=False, separators=(",", ":")) + "\n\n").encode()
         if self._stream.buffering:
-            self._held.append(event)
-            return b""
-        return event
+            self._held.append(chunk)
+            return []
+        return [chunk]
+
+    def finish(self) -> list[dict[str, Any]]:
+        """Record the response; return a chunk with what was held back, then any held chunks."""
+        self.closed = True
+        tails = {k: v for k, v in self._stream.finish().items() if v}
+        if not tails:
+            return self._held
+        choices: dict[int, dict[str, Any]] = {}
+        for channel, text in sorted(tails.items()):
+            i = int(channel[1:].split(".", 1)[0])
+            choice = choices.setdefault(i, {"index": i, "delta": {}} if self._kind == "chat" else {"index": i})
+            if self._kind == "completions":
+                choice["text"] = text
+            elif ".t" in channel:
+                j = int(channel.rsplit(".t", 1)[1])
+                choice["delta"].setdefault("tool_calls", []).append({"index": j, "function": {"arguments": text}})
+            else:
+                choice["delta"]["content"] = text
+        # Buffered (verified) streams: the whole restored text first, then the held chunks (finish reasons).
+        return [{**self._template, "choices": [choices[i] for i in sorted(choices)]}, *self._held]
 
     def _rewrite(self, chunk: dict[str, Any]) -> None:
         self._template = {k: chunk[k] for k in ("id", "object", "created", "model") if k in chunk}
         for choice in chunk.get("choices") or []:
             if not isinstance(choice, dict):
-                raise Blocked("restore", "the upstream sent a stream choice that is not an object")
+                raise Blocked("restore", "the endpoint sent a stream choice that is not an object")
             i = choice.get("index", 0)
             if self._kind == "completions":
                 if isinstance(choice.get("text"), str):
@@ -149,23 +121,63 @@ class SseRewriter:
                     j = int(channel.rsplit(".t", 1)[1])
                     delta.setdefault("tool_calls", []).append({"index": j, "function": {"arguments": rest}})
 
-    def _close(self) -> bytes:
-        self._closed = True
-        tails = {k: v for k, v in self._stream.finish().items() if v}
-        if not tails:
-            return b"".join(self._held)
-        choices: dict[int, dict[str, Any]] = {}
-        for channel, text in sorted(tails.items()):
-            i = int(channel[1:].split(".", 1)[0])
-            choice = choices.setdefault(i, {"index": i, "delta": {}} if self._kind == "chat" else {"index": i})
-            if self._kind == "completions":
-                choice["text"] = text
-            elif ".t" in channel:
-                j = int(channel.rsplit(".t", 1)[1])
-                choice["delta"].setdefault("tool_calls", []).append({"index": j, "function": {"arguments": text}})
-            else:
-                choice["delta"]["content"] = text
-        chunk = {**self._template, "choices": [choices[i] for i in sorted(choices)]}
-        event = b"data: " + json.dumps(chunk, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
-        # Buffered (verified) streams: the whole restored text first, then the held events (finish reasons).
-        return event + b"".join(self._held)
+
+def _encode(chunk: dict[str, Any], head: str = "") -> bytes:
+    return (head + "data: " + json.dumps(chunk, ensure_ascii=False, separators=(",", ":")) + "\n\n").encode()
+
+
+class SseRewriter:
+    """Restores one OpenAI SSE byte stream (chat or completions) through an ``InboundStream``."""
+
+    def __init__(self, stream: InboundStream, kind: Kind) -> None:
+        self._chunks = ChunkRewriter(stream, kind)
+        self._buf = b""
+
+    def feed(self, data: bytes) -> bytes:
+        """Take upstream bytes; return the rewritten complete events they finish."""
+        if self._chunks.closed:
+            return b""
+        self._buf += data
+        out: list[bytes] = []
+        while (cut := _split_event(self._buf)) is not None:
+            event, self._buf = cut
+            out.append(self._event(event))
+        return b"".join(out)
+
+    def finish(self) -> bytes:
+        """The upstream ended: rewrite what is left, record the response, emit what was held back."""
+        out = b""
+        if self._buf.strip():
+            out += self._event(self._buf)
+            self._buf = b""
+        if not self._chunks.closed:
+            out += b"".join(_encode(c) for c in self._chunks.finish())
+        return out
+
+    def _event(self, raw: bytes) -> bytes:
+        data_lines: list[str] = []
+        other: list[str] = []
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Blocked("restore", "the upstream stream is not valid UTF-8") from None
+        for line in text.splitlines():
+            if line.startswith("data:"):
+                data_lines.append(line[5:].removeprefix(" "))
+            elif line and not line.startswith(":"):
+                other.append(line)
+        if not data_lines:
+            return (raw + b"\n\n") if raw.strip() else b""
+        data = "\n".join(data_lines)
+        if data.strip() == "[DONE]":
+            if self._chunks.closed:
+                return b"data: [DONE]\n\n"
+            return b"".join(_encode(c) for c in self._chunks.finish()) + b"data: [DONE]\n\n"
+        try:
+            chunk = json.loads(data)
+        except json.JSONDecodeError:
+            raise Blocked("restore", "the upstream sent a stream event that is not JSON") from None
+        if not isinstance(chunk, dict):
+            raise Blocked("restore", "the upstream sent a stream event that is not a JSON object")
+        head = "".join(f"{line}\n" for line in other)
+        return b"".join(_encode(c, head) for c in self._chunks.feed(chunk))
