@@ -6,7 +6,7 @@ import pytest
 
 from trustlayer.provenance.keys import Keyring, SigningKey
 from trustlayer.provenance.signer import RecordSigner
-from trustlayer.types import Decision, Endpoint, Hop, Outcome, Operator, Route, Verdict
+from trustlayer.types import Decision, Endpoint, Hop, Operator, Outcome, Route, Verdict
 
 ALICE = Endpoint(id="agent-a", kind="agent", jurisdiction="DE")
 BOB = Endpoint(id="agent-b", kind="agent", jurisdiction="FR")
