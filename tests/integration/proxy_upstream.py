@@ -9,9 +9,10 @@ in the answer), streamed in the chunks ``Upstream.chunks`` cuts it into.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,12 +60,20 @@ class Upstream:
     tool_call: Callable[[dict[str, Any]], tuple[str, str] | None] = field(default=lambda body: None)
     fail_first: list[tuple[int, dict[str, str], bytes]] = field(default_factory=list)
     hang: float = 0.0
+    chunk_delay: float = 0.0
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def last(self) -> Received:
         with self.lock:
             return self.received[-1]
+
+    def reset(self) -> None:
+        fresh = Upstream()
+        for name in ("reply", "chunks", "tool_call", "fail_first", "hang", "chunk_delay"):
+            setattr(self, name, getattr(fresh, name))
+        with self.lock:
+            self.received.clear()
 
 
 def create_upstream(state: Upstream) -> Starlette:
@@ -108,6 +117,8 @@ def create_upstream(state: Upstream) -> Starlette:
 
             yield chunk({"role": "assistant", "content": ""})
             for piece in state.chunks(text):
+                if state.chunk_delay:
+                    await asyncio.sleep(state.chunk_delay)
                 yield chunk({"content": piece})
             if call is not None:
                 yield chunk({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
@@ -143,3 +154,35 @@ def create_upstream(state: Upstream) -> Starlette:
         Route("/v1/chat/completions", chat, methods=["POST"]),
         Route("/v1/completions", completions, methods=["POST"]),
     ])
+
+
+# -- the proxy in front of it ------------------------------------------------------------
+
+UPSTREAM_KEY_ENV = "TL_TEST_UPSTREAM_KEY"
+UPSTREAM_KEY = "sk-upstream-key-0000"
+CLIENT_KEY = "client-key-1"
+
+
+def cloud_endpoint(url: str, *, timeout: float = 5.0) -> Any:
+    from trustlayer.types import Endpoint
+
+    return Endpoint(id="cloud", kind="cloud", jurisdiction="US", url=url + "/v1", model="m-upstream",
+                    api_key_env=UPSTREAM_KEY_ENV, timeout=timeout)
+
+
+@contextlib.contextmanager
+def proxy_for(gate: Any, upstream_url: str, *, keys: tuple[str, ...] = (CLIENT_KEY,), timeout: float = 5.0,
+              sender: Any = None) -> Iterator[Any]:
+    """The proxy app for ``gate`` in front of the upstream, served on a loopback port."""
+    import os
+
+    from stagekit import DEVICE
+
+    from trustlayer.intercept.proxy import create_app
+    from trustlayer.intercept.proxy_cli import BackgroundServer
+
+    os.environ[UPSTREAM_KEY_ENV] = UPSTREAM_KEY
+    app = create_app(gate, sender=sender or DEVICE, upstream=cloud_endpoint(upstream_url, timeout=timeout),
+                     api_keys=keys)
+    with BackgroundServer(app) as server:
+        yield server

@@ -199,6 +199,24 @@ class OpenAIClient:
         finally:
             await response.aclose()
 
+    async def post_stream_bytes_async(self, path: str, body: Mapping[str, Any]) -> AsyncIterator[bytes]:
+        """POST with ``stream: true``; yield the raw ``text/event-stream`` bytes as they arrive.
+
+        For relays that rewrite the stream themselves (the proxy); retries and errors as
+        in ``post_stream_async``. An answer that is not an event stream is an ``EndpointError``.
+        """
+        response = await self._send_async(path, {**body, "stream": True})
+        try:
+            media = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            if media != "text/event-stream":
+                raise EndpointError(f"endpoint {self.endpoint.id!r} answered a streamed POST {path} with "
+                                    f"{media or 'no content type'}, not text/event-stream", endpoint=self.endpoint.id)
+            with self._translated(path):
+                async for data in response.aiter_bytes():
+                    yield data
+        finally:
+            await response.aclose()
+
     # -- sending with retries ---------------------------------------------------
 
     def _request(self, client: httpx.Client | httpx.AsyncClient, path: str,

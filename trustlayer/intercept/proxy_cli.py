@@ -18,14 +18,20 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 
+from trustlayer.config import Config, load_config
 from trustlayer.errors import ConfigError
+from trustlayer.types import Endpoint
 
-__all__ = ["BackgroundServer", "is_loopback", "serve"]
+__all__ = ["BackgroundServer", "ProxySettings", "create_app_from_config", "is_loopback", "serve"]
 
 EXIT_USAGE = 2
 _GRACE_SECONDS = 10
@@ -39,6 +45,84 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+@dataclass(frozen=True, slots=True)
+class ProxySettings:
+    """Everything ``trustlayer serve`` needs, resolved and checked before anything binds a port.
+
+    ``api_keys`` are never printed; ``repr`` shows only how many there are.
+    """
+
+    config: Config
+    config_path: Path
+    upstream: Endpoint
+    host: str
+    port: int
+    api_keys: tuple[str, ...]
+
+    def __repr__(self) -> str:
+        return (f"ProxySettings(config={str(self.config_path)!r}, upstream={self.upstream.id!r}, "
+                f"host={self.host!r}, port={self.port}, api_keys=<{len(self.api_keys)}>)")
+
+    @classmethod
+    def from_config(cls, path: str | Path, *, upstream: str | None = None, host: str | None = None,
+                    port: int | None = None, environ: Mapping[str, str] = os.environ) -> ProxySettings:
+        """Resolve the upstream endpoint, address and client keys; ``ConfigError`` naming the problem.
+
+        The upstream is the ``proxy.upstream`` endpoint (or the only declared endpoint other
+        than the identity); ``upstream`` overrides its URL. Client keys come from
+        ``proxy.api_keys`` and the comma-separated ``$proxy.api_keys_env``. Binding anything
+        but loopback without client keys is refused.
+        """
+        config = load_config(path)
+        target = _upstream_endpoint(config)
+        if upstream is not None:
+            parts = urlsplit(upstream)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+                raise ConfigError(f"--upstream {upstream!r} must be an http(s) base URL such as "
+                                  "http://127.0.0.1:8000/v1 (no query or fragment)", field="--upstream")
+            target = target.model_copy(update={"url": upstream.rstrip("/")})
+        if target.url is None:
+            raise ConfigError(f"proxy upstream endpoint {target.id!r} has no 'url'; set it in the config "
+                              "or pass --upstream URL", path=str(path), field="endpoints.url")
+        keys = list(config.proxy.api_keys)
+        if config.proxy.api_keys_env is not None:
+            raw = environ.get(config.proxy.api_keys_env)
+            if raw is None:
+                raise ConfigError(f"proxy.api_keys_env names ${config.proxy.api_keys_env}, which is not set",
+                                  path=str(path), field="proxy.api_keys_env")
+            keys.extend(k.strip() for k in raw.split(",") if k.strip())
+        bind = host if host is not None else config.proxy.host
+        if not keys and not is_loopback(bind):
+            raise ConfigError(f"refusing to listen on {bind!r} without client API keys: anything but loopback "
+                              "needs proxy.api_keys or proxy.api_keys_env", path=str(path), field="proxy.api_keys")
+        if target.api_key_env is not None and not environ.get(target.api_key_env):
+            raise ConfigError(f"upstream endpoint {target.id!r} takes its API key from ${target.api_key_env}, "
+                              "which is not set", path=str(path), field="endpoints.api_key_env")
+        return cls(config=config, config_path=Path(path), upstream=target, host=bind,
+                   port=port if port is not None else config.proxy.port, api_keys=tuple(keys))
+
+
+def _upstream_endpoint(config: Config) -> Endpoint:
+    if config.proxy.upstream is not None:
+        return config.endpoint(config.proxy.upstream)
+    others = [e for e in config.endpoints if e.id != config.identity.id]
+    if len(others) == 1:
+        return others[0]
+    raise ConfigError("the config must name the proxy's upstream endpoint in proxy.upstream (declared: "
+                      f"{', '.join(e.id for e in config.endpoints)})", field="proxy.upstream")
+
+
+def create_app_from_config(settings: ProxySettings) -> Any:
+    """The proxy app with the gate ``TrustLayer.from_config`` builds (real stages, audit, keys)."""
+    from trustlayer.intercept.proxy import create_app
+    from trustlayer.layer import TrustLayer
+
+    layer = TrustLayer.from_config(settings.config_path)
+    return create_app(layer.gate, sender=settings.config.me, upstream=settings.upstream,
+                      api_keys=settings.api_keys, subject_jurisdiction=settings.config.subject_jurisdiction,
+                      on_shutdown=(layer.close,))
 
 
 class BackgroundServer:
@@ -115,8 +199,6 @@ def serve(config_path: str, upstream: str | None, host: str | None, port: int | 
     list in $proxy.api_keys_env); binding anything but loopback without keys is refused.
     """
     import uvicorn
-
-    from trustlayer.intercept.proxy import ProxySettings, create_app_from_config
 
     try:
         settings = ProxySettings.from_config(config_path, upstream=upstream, host=host, port=port,

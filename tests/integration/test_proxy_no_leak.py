@@ -1,0 +1,133 @@
+"""The proxy with a recording upstream: no raw value reaches the upstream, anywhere; answers come back restored.
+
+The gate here is the real ``Gate`` with the small real stages of ``stagekit`` (regex
+detection of API keys, reversible placeholders, HMAC records).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from integration.proxy_upstream import CLIENT_KEY, UPSTREAM_KEY, Upstream, create_upstream, proxy_for
+from stagekit import ListRecorder, make_gate
+
+from trustlayer.intercept.proxy_cli import BackgroundServer
+
+SECRET = "sk-AbCdEf123456"
+OTHER = "sk-ZyXwVu987654"
+PLACEHOLDER = re.compile(r"<SECRET_\d+>")
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[tuple[Upstream, str, ListRecorder]]:
+    state = Upstream()
+    recorder = ListRecorder()
+    with BackgroundServer(create_upstream(state)) as upstream, \
+            proxy_for(make_gate(recorder=recorder), upstream.url) as proxy:
+        yield state, proxy.url, recorder
+
+
+@pytest.fixture()
+def upstream(stack: tuple[Upstream, str, ListRecorder]) -> Upstream:
+    stack[0].reset()
+    return stack[0]
+
+
+def post(url: str, body: dict[str, Any], **kw: Any) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {CLIENT_KEY}", **kw.pop("headers", {})}
+    return httpx.post(url + "/v1/chat/completions", json=body, headers=headers, timeout=20, **kw)
+
+
+def assert_nothing_raw(upstream: Upstream, *raw: str) -> None:
+    assert upstream.received, "the upstream received nothing"
+    for seen in upstream.received:
+        everything = seen.everything()
+        for value in (*raw, CLIENT_KEY):
+            assert value not in everything, f"{value!r} reached the upstream"
+        assert dict(seen.headers)["authorization"] == f"Bearer {UPSTREAM_KEY}"
+
+
+def test_chat_goes_out_pseudonymized_and_comes_back_restored(stack: tuple[Upstream, str, ListRecorder],
+                                                             upstream: Upstream) -> None:
+    reply = post(stack[1], {"model": "gpt-x", "messages": [
+        {"role": "user", "content": f"my key is {SECRET}, keep it"}]})
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["choices"][0]["message"]["content"] == f"You said: my key is {SECRET}, keep it"
+    assert_nothing_raw(upstream, SECRET)
+    sent = upstream.last().json()
+    assert PLACEHOLDER.search(sent["messages"][0]["content"])
+    assert sent["model"] == "m-upstream"  # the configured model of the endpoint, not the client's
+
+
+def test_tool_calls_and_tool_results_are_gated_both_ways(stack: tuple[Upstream, str, ListRecorder],
+                                                         upstream: Upstream) -> None:
+    def call_with_placeholder(body: dict[str, Any]) -> tuple[str, str]:
+        found = PLACEHOLDER.search(json.dumps(body))
+        return "save_key", json.dumps({"key": found.group(0) if found else "none"})
+
+    upstream.tool_call = call_with_placeholder
+    messages = [
+        {"role": "system", "content": "You store keys."},
+        {"role": "user", "content": f"store {SECRET} please"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_0", "type": "function", "function": {"name": "save_key",
+                                                               "arguments": json.dumps({"key": SECRET})}}]},
+        {"role": "tool", "tool_call_id": "call_0", "content": f"stored {SECRET} and {OTHER}"},
+        {"role": "user", "content": "again please"},
+    ]
+    tools = [{"type": "function", "function": {"name": "save_key", "parameters": {
+        "type": "object", "properties": {"key": {"type": "string"}}}}}]
+    reply = post(stack[1], {"model": "gpt-x", "messages": messages, "tools": tools})
+    assert reply.status_code == 200, reply.text
+    assert_nothing_raw(upstream, SECRET, OTHER)
+    call = reply.json()["choices"][0]["message"]["tool_calls"][0]
+    assert json.loads(call["function"]["arguments"]) == {"key": SECRET}
+
+
+def test_multi_turn_earlier_turns_are_gated(stack: tuple[Upstream, str, ListRecorder], upstream: Upstream) -> None:
+    messages = [
+        {"role": "user", "content": f"remember {SECRET}"},
+        {"role": "assistant", "content": f"I will remember {SECRET}."},
+        {"role": "user", "content": f"and {OTHER}?"},
+    ]
+    reply = post(stack[1], {"model": "gpt-x", "messages": messages, "user": SECRET})
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["choices"][0]["message"]["content"] == f"You said: and {OTHER}?"
+    assert_nothing_raw(upstream, SECRET, OTHER)
+    assert upstream.last().json()["user"].startswith("u-")
+
+
+def test_client_headers_query_and_authorization_never_reach_the_upstream(
+        stack: tuple[Upstream, str, ListRecorder], upstream: Upstream) -> None:
+    reply = post(stack[1], {"model": "gpt-x", "messages": [{"role": "user", "content": "hello"}]},
+                 params={"note": SECRET}, headers={"X-Note": SECRET, "Cookie": f"k={SECRET}",
+                                                   "OpenAI-Organization": SECRET})
+    assert reply.status_code == 200, reply.text
+    assert_nothing_raw(upstream, SECRET)
+    seen = upstream.last()
+    assert "?" not in seen.url
+    assert {k for k, _ in seen.headers} <= {"host", "accept", "accept-encoding", "connection", "user-agent",
+                                            "authorization", "content-length", "content-type"}
+
+
+def test_completions_prompt_is_gated(stack: tuple[Upstream, str, ListRecorder], upstream: Upstream) -> None:
+    reply = httpx.post(stack[1] + "/v1/completions", headers={"Authorization": f"Bearer {CLIENT_KEY}"},
+                       json={"model": "gpt-x", "prompt": f"key {SECRET} means", "max_tokens": 5}, timeout=20)
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["choices"][0]["text"] == f"You said: key {SECRET} means"
+    assert_nothing_raw(upstream, SECRET)
+
+
+def test_every_request_is_recorded_outbound_and_inbound(stack: tuple[Upstream, str, ListRecorder],
+                                                        upstream: Upstream) -> None:
+    recorder = stack[2]
+    before = len(recorder.entries)
+    assert post(stack[1], {"model": "gpt-x", "messages": [{"role": "user", "content": "hi"}]}).status_code == 200
+    assert recorder.directions()[before:] == ["outbound", "inbound"]
+    for envelope in recorder.entries:
+        assert SECRET.encode() not in envelope

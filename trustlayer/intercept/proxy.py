@@ -1,0 +1,332 @@
+"""The OpenAI-compatible proxy: an ASGI app that puts the gate in front of any OpenAI client.
+
+    >>> from trustlayer.intercept.proxy import create_app
+    >>> app = create_app(gate, sender=me, upstream=cloud, api_keys=("k1",))   # doctest: +SKIP
+    >>> # uvicorn.run(app, host="127.0.0.1", port=8787)  (or: trustlayer serve --config ...)
+
+Every ``/v1/chat/completions`` and ``/v1/completions`` request is parsed into a
+``Message``, passed through ``gate.outbound`` and sent to the endpoint the gate allows
+(the upstream, or the reroute target); the answer passes ``gate.inbound`` (placeholders
+restored, also across SSE events) before the client sees it. Nothing the client sent
+reaches the upstream except the gated body: client headers, query strings and the
+client's ``Authorization`` are never forwarded. Errors are OpenAI-style JSON that
+never contain request or response content.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from typing import Any
+
+import anyio
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route as HttpRoute
+
+from trustlayer.endpoints.base import ChatEndpoint, client_for
+from trustlayer.endpoints.openai_client import OpenAIClient
+from trustlayer.errors import Blocked, EndpointError, EndpointTimeout, TrustError, Unverified
+from trustlayer.gate import Gate, Outbound
+from trustlayer.intercept.openai_wire import (
+    Kind,
+    WireRequest,
+    apply_response,
+    conversation_id_for,
+    parse_request,
+    rebuild_request,
+    response_message,
+)
+from trustlayer.intercept.sse import SseRewriter
+from trustlayer.types import Endpoint, Route
+
+__all__ = ["MAX_BODY_BYTES", "create_app", "error_response"]
+
+_log = logging.getLogger("trustlayer.proxy")
+
+#: Requests larger than this are refused before they are read into memory.
+MAX_BODY_BYTES = 8 * 1024 * 1024
+
+
+class _Refused(Exception):
+    """A request the proxy answers with an error response (built by ``error_response``)."""
+
+    def __init__(self, status: int, type_: str, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.type, self.code, self.message = status, type_, code, message
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        """The OpenAI-style error object."""
+        return {"error": {"message": self.message, "type": self.type, "param": None, "code": self.code,
+                          **self.extra}}
+
+
+def error_response(status: int, type_: str, code: str, message: str, **extra: Any) -> JSONResponse:
+    """An OpenAI-style error response: ``{"error": {"message", "type", "param", "code", ...}}``."""
+    return JSONResponse(_Refused(status, type_, code, message, **extra).body(), status_code=status)
+
+
+def _error_event(refused: _Refused) -> bytes:
+    # Once a stream has started the status is already 200; an error event is how OpenAI
+    # streams report a failure, and the openai SDK raises on it.
+    return b"data: " + json.dumps(refused.body()).encode() + b"\n\n"
+
+
+def _refusal(exc: BaseException) -> _Refused:
+    """Map an error to the response the client gets; messages carry no content (TrustError promise)."""
+    if isinstance(exc, _Refused):
+        return exc
+    if isinstance(exc, Unverified):
+        return _Refused(502, "unverified", "verification_failed", f"the answer could not be verified: {exc.reason}",
+                        record_id=exc.record_id)
+    if isinstance(exc, Blocked):
+        if exc.stage == "parse":
+            return _Refused(400, "invalid_request_error", "invalid_request", exc.reason)
+        rules = f" (rule {', '.join(exc.rule_ids)})" if exc.rule_ids else ""
+        code = "policy_blocked" if exc.rule_ids or exc.stage == "decide" else "gate_blocked"
+        return _Refused(403, "blocked", code, f"request blocked at {exc.stage}{rules}: {exc.reason}",
+                        stage=exc.stage, rule_ids=list(exc.rule_ids), record_id=exc.record_id)
+    if isinstance(exc, EndpointTimeout):
+        return _Refused(504, "upstream_timeout", "upstream_timeout", str(exc))
+    if isinstance(exc, EndpointError):
+        if exc.status == 429:
+            return _Refused(429, "rate_limit_error", "upstream_rate_limited", str(exc))
+        return _Refused(502, "upstream_error", "upstream_error", str(exc))
+    if isinstance(exc, TrustError):
+        return _Refused(500, "server_error", "trustlayer_error", f"{type(exc).__name__}: {exc}")
+    # A foreign exception's text may quote content: name its type only.
+    return _Refused(500, "server_error", "internal_error", f"internal error ({type(exc).__name__})")
+
+
+class _Proxy:
+    """The request handlers, bound to one gate, one route and one set of client keys."""
+
+    def __init__(self, gate: Gate, *, sender: Endpoint, upstream: Endpoint, api_keys: Sequence[str],
+                 subject_jurisdiction: str | None, clients: Callable[[Endpoint], ChatEndpoint]) -> None:
+        self.gate = gate
+        self.route = Route.between(sender, upstream, subject_jurisdiction=subject_jurisdiction)
+        self._keys = tuple(k.encode() for k in api_keys if k)
+        self._make_client = clients
+        self._clients: dict[str, ChatEndpoint] = {}
+        # Conversation ids are keyed per process and per client key, so one client can
+        # never land in (and get placeholders restored from) another client's conversation.
+        self._conversation_key = secrets.token_bytes(32)
+
+    # -- plumbing -----------------------------------------------------------------
+
+    def client(self, endpoint: Endpoint) -> ChatEndpoint:
+        """The (cached) client for ``endpoint``: the upstream, or a reroute target."""
+        found = self._clients.get(endpoint.id)
+        if found is None:
+            found = self._clients[endpoint.id] = self._make_client(endpoint)
+        return found
+
+    async def aclose(self) -> None:
+        """Close every endpoint client."""
+        for client in self._clients.values():
+            with contextlib.suppress(Exception):
+                await client.aclose()
+        self._clients.clear()
+
+    def authenticate(self, request: Request) -> bytes:
+        """The client's key (``b""`` when no keys are configured); ``_Refused`` (401) otherwise."""
+        if not self._keys:
+            return b""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        given = token.strip().encode()
+        if scheme.lower() == "bearer" and given:
+            for key in self._keys:
+                if hmac.compare_digest(given, key):
+                    return key
+        raise _Refused(401, "invalid_request_error", "invalid_api_key",
+                       "missing or unknown API key (send 'Authorization: Bearer <key>')")
+
+    async def read_json(self, request: Request) -> Any:
+        """The request body as JSON, refusing bodies over ``MAX_BODY_BYTES``."""
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            raise _Refused(413, "invalid_request_error", "request_too_large",
+                           f"the request body is larger than {MAX_BODY_BYTES} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise _Refused(413, "invalid_request_error", "request_too_large",
+                               f"the request body is larger than {MAX_BODY_BYTES} bytes")
+            chunks.append(chunk)
+        try:
+            return json.loads(b"".join(chunks))
+        except ValueError:
+            raise _Refused(400, "invalid_request_error", "invalid_json",
+                           "the request body is not valid JSON") from None
+
+    # -- endpoints ----------------------------------------------------------------
+
+    async def healthz(self, request: Request) -> Response:
+        """Liveness: answers without touching the gate or the upstream."""
+        return JSONResponse({"status": "ok"})
+
+    async def models(self, request: Request) -> Response:
+        """``/v1/models``: the upstream's model, answered locally (nothing is forwarded)."""
+        try:
+            self.authenticate(request)
+        except _Refused as refused:
+            return JSONResponse(refused.body(), status_code=refused.status)
+        upstream = self.route.recipient
+        return JSONResponse({"object": "list", "data": [{
+            "id": upstream.model or upstream.id, "object": "model", "created": 0, "owned_by": upstream.id,
+        }]})
+
+    async def llm(self, request: Request) -> Response:
+        """``/v1/chat/completions`` and ``/v1/completions``: gate, forward, gate back."""
+        try:
+            key = self.authenticate(request)
+            body = await self.read_json(request)
+            scope_key = hmac.new(self._conversation_key, key, hashlib.sha256).digest()
+            cid = conversation_id_for(body if isinstance(body, dict) else {}, scope_key)
+            wire = parse_request(request.url.path, body, conversation_id=cid, user_key=scope_key)
+            out = await self.gate.outbound_async(wire.message, self.route)
+            if wire.stream:
+                return await self._stream(wire, out)
+            return await self._complete(wire, out)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an error response, never a leak
+            refused = _refusal(exc)
+            _log.info("request refused: %s %s", refused.status, refused.code)
+            return JSONResponse(refused.body(), status_code=refused.status)
+
+    def _forward(self, wire: WireRequest, out: Outbound) -> tuple[ChatEndpoint, Any, dict[str, Any]]:
+        """The client for where the gate sends it, the gated content and the other fields."""
+        recipient = out.route.recipient
+        body = rebuild_request(wire, out.message)
+        body.pop("stream", None)
+        if recipient.model is not None:
+            # The configured model of the endpoint the gate chose wins: after a reroute
+            # the client's model name means nothing to the new recipient.
+            body["model"] = recipient.model
+        content = body.pop("messages") if wire.kind == "chat" else body.pop("prompt")
+        return self.client(recipient), content, body
+
+    async def _complete(self, wire: WireRequest, out: Outbound) -> Response:
+        client, content, params = self._forward(wire, out)
+        if wire.kind == "chat":
+            data = await client.complete_async(content, **params)
+        else:
+            data = await client.complete_text_async(_one_prompt(content), **params)
+        reply = response_message(data, wire.kind, conversation_id=out.message.conversation_id)
+        inbound = await self.gate.inbound_async(reply, out.route, request=out)
+        return JSONResponse(apply_response(data, wire.kind, inbound.message))
+
+    async def _stream(self, wire: WireRequest, out: Outbound) -> Response:
+        client, content, params = self._forward(wire, out)
+        source = _event_bytes(client, wire.kind, content, params)
+        # Wait for the first bytes before answering, so that an upstream error or a
+        # timeout before any output is still a proper HTTP error status.
+        try:
+            first = await source.__anext__()
+        except StopAsyncIteration:
+            first = b""
+        except BaseException:
+            await source.aclose()
+            raise
+        rewriter = SseRewriter(self.gate.stream_inbound(out.route, request=out), wire.kind)
+        return StreamingResponse(_relay(first, source, rewriter), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _one_prompt(content: Any) -> str:
+    return str(content[0]) if isinstance(content, list) else str(content)
+
+
+async def _event_bytes(client: ChatEndpoint, kind: Kind, content: Any,
+                       params: Mapping[str, Any]) -> AsyncGenerator[bytes, None]:
+    """The recipient's answer as ``text/event-stream`` bytes (raw from HTTP, encoded from a local model)."""
+    if isinstance(client, OpenAIClient):
+        path, field = ("/chat/completions", "messages") if kind == "chat" else ("/completions", "prompt")
+        async for data in client.post_stream_bytes_async(path, {**params, field: content}):
+            yield data
+        return
+    chunks = (client.stream_async(content, **params) if kind == "chat"
+              else client.stream_text_async(_one_prompt(content), **params))
+    async for chunk in chunks:
+        yield b"data: " + json.dumps(chunk, ensure_ascii=False).encode() + b"\n\n"
+    yield b"data: [DONE]\n\n"
+
+
+async def _relay(first: bytes, source: AsyncGenerator[bytes, None], rewriter: SseRewriter) -> AsyncIterator[bytes]:
+    """Rewrite the upstream's events for the client; a failure mid-stream ends it with an error event."""
+    try:
+        data = first
+        while True:
+            if b"[DONE]" in data:
+                # The end of the stream signs and records the response: not on the event loop.
+                out = await anyio.to_thread.run_sync(rewriter.feed, data)
+            else:
+                out = rewriter.feed(data)
+            if out:
+                yield out
+            try:
+                data = await source.__anext__()
+            except StopAsyncIteration:
+                break
+        tail = await anyio.to_thread.run_sync(rewriter.finish)
+        if tail:
+            yield tail
+    except Exception as exc:  # noqa: BLE001 - the status is already 200: report in-band, never leak
+        refused = _refusal(exc)
+        _log.info("stream ended with an error: %s", refused.code)
+        yield _error_event(refused)
+    finally:
+        await source.aclose()
+
+
+def create_app(gate: Gate, *, sender: Endpoint, upstream: Endpoint, api_keys: Sequence[str] = (),
+               subject_jurisdiction: str | None = None,
+               clients: Callable[[Endpoint], ChatEndpoint] = client_for,
+               on_shutdown: Sequence[Callable[[], Any]] = ()) -> Starlette:
+    """The proxy as a Starlette app.
+
+    ``sender`` is the endpoint this proxy speaks for (the config's identity), ``upstream``
+    the endpoint it forwards to; ``api_keys`` are the keys clients must present (none =
+    no client auth, for loopback only; ``trustlayer serve`` enforces that). ``clients``
+    makes the endpoint client for the upstream or a reroute target; ``on_shutdown`` runs
+    after the clients are closed (e.g. closing the gate's audit store).
+    """
+    proxy = _Proxy(gate, sender=sender, upstream=upstream, api_keys=api_keys,
+                   subject_jurisdiction=subject_jurisdiction, clients=clients)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[Mapping[str, Any]]:
+        try:
+            yield {}
+        finally:
+            await proxy.aclose()
+            for hook in on_shutdown:
+                result = hook()
+                if hasattr(result, "__await__"):
+                    await result
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 404)
+        code = "method_not_allowed" if status == 405 else "not_found"
+        return error_response(status, "invalid_request_error", code,
+                              f"{request.method} {request.url.path} is not served by this proxy "
+                              "(serves /v1/chat/completions, /v1/completions, /v1/models, /healthz)")
+
+    app = Starlette(exception_handlers={HTTPException: not_found}, routes=[
+        HttpRoute("/healthz", proxy.healthz, methods=["GET"]),
+        HttpRoute("/v1/models", proxy.models, methods=["GET"]),
+        HttpRoute("/v1/chat/completions", proxy.llm, methods=["POST"]),
+        HttpRoute("/v1/completions", proxy.llm, methods=["POST"]),
+    ], lifespan=lifespan)
+    app.state.proxy = proxy
+    return app
+
