@@ -24,7 +24,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as StarletteRoute
 
+from trustlayer.audit.store import open_store
 from trustlayer.errors import Blocked, ConfigError
+from trustlayer.provenance.keys import SigningKey
 from trustlayer.types import Endpoint, Message, Route, VerifyRequirement
 from trustlayer.verifiers import Consensus, EndpointAsker, Reputation
 
@@ -233,21 +235,25 @@ def test_policy_transform_is_what_the_endpoint_sees(servers: dict[str, Server]) 
 def test_reputation_flags_the_faulty_endpoint_and_policy_can_exclude_it(
         servers: dict[str, Server], tmp_path: Any) -> None:
     panel = endpoints(servers)
-    reputation = Reputation.open(tmp_path / "reputation.db")
-    consensus = Consensus(panel[:3], asker=EndpointAsker(), policy=allow_all, reputation=reputation)
-    for i in range(6):
-        asyncio.run(consensus.ask_async(lambda ep, i=i: question(i, 10), quorum=2, deadline=5))
-    assert reputation.flagged(0.5) == ("b",)
-    assert reputation.standing()["b"].dissent == 6
-    assert reputation.standing()["a"].agree == 6
+    store = open_store(f"sqlite:///{tmp_path}/audit.db", log_key=SigningKey.generate())
+    try:
+        reputation = Reputation(store)
+        consensus = Consensus(panel[:3], asker=EndpointAsker(), policy=allow_all, reputation=reputation)
+        for i in range(6):
+            asyncio.run(consensus.ask_async(lambda ep, i=i: question(i, 10), quorum=2, deadline=5))
+        assert reputation.flagged(0.5) == ("b",)
+        rows = {r.endpoint: r for r in store.reputation()}  # the audit store's own table
+        assert (rows["b"].agreements, rows["b"].dissents) == (0, 6)
+        assert (rows["a"].agreements, rows["a"].dissents) == (6, 0)
 
-    # A second process reads the same file and leaves the flagged endpoint out.
-    excluding = Consensus(panel, asker=EndpointAsker(), policy=allow_all,
-                          reputation=Reputation.open(tmp_path / "reputation.db"), exclude_above=0.5)
-    before = len(servers["b"].received)
-    verdict = asyncio.run(excluding.ask_async(lambda ep: question(5, 5), quorum=3, of=3, deadline=5))
-    assert len(servers["b"].received) == before
-    assert verdict.verified and set(verdict.agreeing) == {"a", "c", "d"}
+        excluding = Consensus(panel, asker=EndpointAsker(), policy=allow_all, reputation=reputation,
+                              exclude_above=0.5)
+        before = len(servers["b"].received)
+        verdict = asyncio.run(excluding.ask_async(lambda ep: question(5, 5), quorum=3, of=3, deadline=5))
+        assert len(servers["b"].received) == before
+        assert verdict.verified and set(verdict.agreeing) == {"a", "c", "d"}
+    finally:
+        store.close()
 
 
 def test_consensus_refuses_an_inconsistent_setup() -> None:

@@ -10,9 +10,11 @@
 
 Outcomes are ``agree`` and ``dissent`` (the endpoint answered a verified verdict, with or
 against the consensus) and ``abstain`` (it timed out or failed; a policy refusal is not the
-endpoint's fault and is not counted). The history lives in an ``AgreementStore``: the
-audit store when it offers ``record_agreement``/``agreement_counts``, otherwise the small
-SQLite table of :class:`SQLiteAgreementStore`.
+endpoint's fault and is not counted). The history lives in an ``AgreementStore``: normally
+the audit store (``trustlayer.audit.store.open_store(...)``: its ``endpoint_reputation``
+table, shown by ``trustlayer audit reputation``), so ``Reputation(store)``;
+:class:`SQLiteAgreementStore` is a stand-alone file with the same interface for programs
+without an audit log (``Reputation.open(path)``).
 """
 
 from __future__ import annotations
@@ -20,17 +22,19 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
+from trustlayer.audit.store import AgreementOutcome
+from trustlayer.audit.store import Reputation as AuditReputation
 from trustlayer.errors import AuditError, ConfigError
 from trustlayer.types import Verdict
 
 __all__ = ["AgreementStore", "Reputation", "SQLiteAgreementStore", "Standing", "VoteOutcome"]
 
-VoteOutcome = Literal["agree", "dissent", "abstain"]
+VoteOutcome = AgreementOutcome
 _OUTCOMES = ("agree", "dissent", "abstain")
 
 
@@ -38,12 +42,12 @@ _OUTCOMES = ("agree", "dissent", "abstain")
 class AgreementStore(Protocol):
     """Where per-endpoint agreement outcomes are kept."""
 
-    def record_agreement(self, endpoint_id: str, outcome: str) -> None:
+    def record_agreement(self, endpoint_id: str, outcome: VoteOutcome) -> None:
         """Append one outcome for ``endpoint_id``."""
         ...
 
-    def agreement_counts(self) -> Mapping[str, Mapping[str, int]]:
-        """Counts per endpoint id and outcome."""
+    def reputation(self) -> Sequence[AuditReputation]:
+        """Every endpoint's counts of agreements, dissents and abstentions."""
         ...
 
 
@@ -65,7 +69,7 @@ class SQLiteAgreementStore:
         except sqlite3.Error as exc:
             raise AuditError(f"reputation store {self._path!r} could not be opened: {exc}") from exc
 
-    def record_agreement(self, endpoint_id: str, outcome: str) -> None:
+    def record_agreement(self, endpoint_id: str, outcome: VoteOutcome) -> None:
         """Append one outcome (durable when this returns)."""
         if outcome not in _OUTCOMES:
             raise ConfigError(f"agreement outcome {outcome!r} is not one of {', '.join(_OUTCOMES)}")
@@ -76,19 +80,17 @@ class SQLiteAgreementStore:
         except sqlite3.Error as exc:
             raise AuditError(f"reputation store {self._path!r} could not be written: {exc}") from exc
 
-    def agreement_counts(self) -> dict[str, dict[str, int]]:
-        """Counts per endpoint id and outcome."""
+    def reputation(self) -> list[AuditReputation]:
+        """Every endpoint's counts, in the audit store's row shape."""
         try:
             with self._lock:
                 rows = self._db.execute(
-                    "SELECT endpoint_id, outcome, COUNT(*) FROM endpoint_agreement GROUP BY 1, 2"
+                    "SELECT endpoint_id, SUM(outcome = 'agree'), SUM(outcome = 'dissent'),"
+                    " SUM(outcome = 'abstain'), MAX(at) FROM endpoint_agreement GROUP BY 1 ORDER BY 1"
                 ).fetchall()
         except sqlite3.Error as exc:
             raise AuditError(f"reputation store {self._path!r} could not be read: {exc}") from exc
-        counts: dict[str, dict[str, int]] = {}
-        for endpoint_id, outcome, n in rows:
-            counts.setdefault(endpoint_id, {})[outcome] = int(n)
-        return counts
+        return [AuditReputation(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows]
 
     def close(self) -> None:
         """Close the database."""
@@ -154,11 +156,8 @@ class Reputation:
 
     def standing(self) -> dict[str, Standing]:
         """Every endpoint's history, by endpoint id."""
-        return {
-            endpoint_id: Standing(endpoint_id, int(c.get("agree", 0)), int(c.get("dissent", 0)),
-                                  int(c.get("abstain", 0)))
-            for endpoint_id, c in sorted(self._store.agreement_counts().items())
-        }
+        rows = sorted(self._store.reputation(), key=lambda r: r.endpoint)
+        return {r.endpoint: Standing(r.endpoint, r.agreements, r.dissents, r.abstentions) for r in rows}
 
     def flagged(self, threshold: float, *, min_votes: int = 5) -> tuple[str, ...]:
         """Endpoints with at least ``min_votes`` counted answers whose dissent rate is at least ``threshold``."""
