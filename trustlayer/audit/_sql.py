@@ -13,8 +13,9 @@ import secrets
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from typing import Any, TypeVar
 
 from trustlayer.audit._writer import GroupCommitter
 from trustlayer.audit.checkpoint import sign_checkpoint
@@ -31,6 +32,8 @@ from trustlayer.errors import AuditError
 from trustlayer.provenance.keys import Keyring, SigningKey, VerifyKey
 
 __all__ = ["SQLLogStore"]
+
+T = TypeVar("T")
 
 _OUTCOME_COLUMN = {"agree": "agreements", "dissent": "dissents", "abstain": "abstentions"}
 
@@ -239,7 +242,7 @@ class SQLLogStore(ABC):
         """``record`` for the async gate: awaits the group commit without blocking the loop."""
         return await asyncio.wrap_future(self._submit(envelope))
 
-    def _submit(self, envelope: bytes) -> Any:
+    def _submit(self, envelope: bytes) -> Future[int]:
         if self._committer is None:
             raise AuditError(f"audit store {self._describe()} was opened without a log key and is read-only")
         if not isinstance(envelope, bytes) or not envelope:
@@ -263,7 +266,7 @@ class SQLLogStore(ABC):
         return max(stored, key=lambda c: (c.size, c.id))
 
     def _has_checkpoint(self, conn: Any) -> bool:
-        return self._exec(conn, "SELECT count(*) FROM checkpoints").fetchone()[0] > 0
+        return int(self._exec(conn, "SELECT count(*) FROM checkpoints").fetchone()[0]) > 0
 
     def close(self) -> None:
         """Commit what is queued, sign a final checkpoint, close the connections."""
@@ -312,7 +315,7 @@ class SQLLogStore(ABC):
             return self._checked(lambda: tree.consistency_proof(old_size, new_size))
 
     @staticmethod
-    def _checked(fn: Any) -> Any:
+    def _checked(fn: Callable[[], T]) -> T:
         try:
             return fn()
         except ValueError as exc:
@@ -363,7 +366,7 @@ class SQLLogStore(ABC):
         row = self._read("SELECT coalesce(max(idx), -1) FROM entry_index")
         done = 0
         for chunk in self._chunks(int(row[0][0]) + 1):
-            values = []
+            values: list[tuple[Any, ...]] = []
             for e in chunk:
                 try:
                     r = read_record(e.envelope, ring)
@@ -394,7 +397,8 @@ class SQLLogStore(ABC):
                outcome: str | None = None, direction: str | None = None, entity_type: str | None = None,
                since: int | None = None, until: int | None = None, limit: int = 100) -> list[IndexedEntry]:
         """Verified, indexed entries matching every given filter, newest first (``since``/``until``: unix s)."""
-        where, params = ["verified = 1"], []
+        where: list[str] = ["verified = 1"]
+        params: list[Any] = []
         for column, value in (("conversation_id", conversation), ("outcome", outcome), ("direction", direction)):
             if value is not None:
                 where.append(f"{column} = ?")
