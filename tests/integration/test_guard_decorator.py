@@ -1,0 +1,166 @@
+"""@guard on real functions that call a real OpenAI-compatible server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from proxy_upstream import Upstream, create_upstream
+from stagekit import DEVICE, ListRecorder, make_gate
+
+from trustlayer.errors import Blocked
+from trustlayer.intercept.guard import conversation, guard
+from trustlayer.intercept.proxy_cli import BackgroundServer
+from trustlayer.layer import TrustLayer
+from trustlayer.types import Endpoint
+
+KEY = "sk-Qq1Ww2Ee3Rr4"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[tuple[Upstream, str]]:
+    state = Upstream()
+    with BackgroundServer(create_upstream(state)) as srv:
+        yield state, srv.url
+
+
+def make_layer(url: str) -> tuple[TrustLayer, ListRecorder]:
+    rec = ListRecorder()
+    cloud = Endpoint(id="cloud", kind="cloud", jurisdiction="US", url=url + "/v1", model="m")
+    gate = make_gate(recorder=rec, endpoints=(DEVICE, cloud))
+    return TrustLayer(gate=gate, me=DEVICE, endpoints=[cloud], secret=b"g" * 32), rec
+
+
+def test_prompt_string_function(server: tuple[Upstream, str]) -> None:
+    state, url = server
+    layer, rec = make_layer(url)
+
+    @guard(to="cloud", layer=layer)
+    def ask(prompt: str, *, temperature: float = 0.0) -> str:
+        """Ask the model."""
+        r = httpx.post(url + "/v1/completions", json={"model": "m", "prompt": prompt, "temperature": temperature})
+        return str(r.json()["choices"][0]["text"])
+
+    assert ask.__doc__ == "Ask the model." and ask.__name__ == "ask"
+    assert list(inspect.signature(ask).parameters) == ["prompt", "temperature"]
+    assert ask(f"my key {KEY}") == f"You said: my key {KEY}"
+    assert KEY not in state.last().everything() and "<SECRET_1>" in state.last().json()["prompt"]
+    assert rec.directions() == ["outbound", "inbound"]
+
+
+def test_messages_function_returning_chat_completion_dict(server: tuple[Upstream, str]) -> None:
+    state, url = server
+    layer, _ = make_layer(url)
+
+    @guard(to="cloud", layer=layer)
+    def chat(messages: list[dict[str, Any]]) -> dict[str, Any]:
+        data: dict[str, Any] = httpx.post(url + "/v1/chat/completions", json={"model": "m", "messages": messages}).json()
+        return data
+
+    reply = chat([{"role": "system", "content": "be brief"}, {"role": "user", "content": f"use {KEY}"}])
+    assert reply["choices"][0]["message"]["content"] == f"You said: use {KEY}"
+    assert KEY not in state.last().everything()
+
+
+def test_streaming_generator_of_chunks(server: tuple[Upstream, str]) -> None:
+    state, url = server
+    layer, rec = make_layer(url)
+    state.chunks = lambda text: [text[i:i + 2] for i in range(0, len(text), 2)]
+
+    @guard(to="cloud", layer=layer)
+    def stream(messages: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        with httpx.stream("POST", url + "/v1/chat/completions",
+                          json={"model": "m", "messages": messages, "stream": True}) as r:
+            for line in r.iter_lines():
+                if line.startswith("data: ") and line != "data: [DONE]":
+                    yield json.loads(line[6:])
+
+    try:
+        chunks = list(stream([{"role": "user", "content": f"x {KEY} y"}]))
+    finally:
+        state.chunks = Upstream().chunks
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c.get("choices"))
+    assert text == f"You said: x {KEY} y"
+    assert KEY not in state.last().everything()
+    assert rec.directions() == ["outbound", "inbound"]
+
+
+def test_async_function_and_async_generator(server: tuple[Upstream, str]) -> None:
+    state, url = server
+    layer, _ = make_layer(url)
+
+    @guard(to="cloud", layer=layer)
+    async def ask(prompt: str) -> str:
+        async with httpx.AsyncClient() as c:
+            r = await c.post(url + "/v1/completions", json={"model": "m", "prompt": prompt})
+            return str(r.json()["choices"][0]["text"])
+
+    @guard(to="cloud", layer=layer)
+    async def words(prompt: str) -> AsyncIterator[str]:
+        async with httpx.AsyncClient() as c:
+            r = await c.post(url + "/v1/completions", json={"model": "m", "prompt": prompt})
+            text = r.json()["choices"][0]["text"]
+        for i in range(0, len(text), 3):
+            yield text[i:i + 3]
+
+    async def run() -> tuple[str, str]:
+        one = await ask(f"a {KEY}")
+        two = "".join([w async for w in words(f"b {KEY}")])
+        return one, two
+
+    assert inspect.iscoroutinefunction(ask) and inspect.isasyncgenfunction(words)
+    one, two = asyncio.run(run())
+    assert one == f"You said: a {KEY}" and two == f"You said: b {KEY}"
+    assert KEY not in state.last().everything()
+
+
+def test_reroute_tells_a_function_with_an_endpoint_parameter(server: tuple[Upstream, str]) -> None:
+    state, url = server
+    layer, _ = make_layer(url)
+    seen: list[str] = []
+
+    @guard(to="cloud", layer=layer)
+    def ask(prompt: str, endpoint: str = "cloud") -> str:
+        seen.append(endpoint)
+        return "local answer" if endpoint == "phone" else "cloud answer"
+
+    before = len(state.received)
+    with conversation("patient-1"):
+        assert ask("I have diabetes") == "local answer"
+        assert ask("and what about lunch?") == "local answer"     # sticky taint keeps it local
+    assert seen == ["phone", "phone"] and len(state.received) == before
+
+
+def test_blocked_call_never_runs_the_function(server: tuple[Upstream, str]) -> None:
+    _, url = server
+    layer, rec = make_layer(url)
+    ran: list[str] = []
+
+    @guard(layer=layer, to="cloud", arg="q")
+    def ask(q: list[int]) -> str:
+        ran.append("yes")
+        return ""
+
+    with pytest.raises(Blocked, match="expected a prompt string"):
+        ask([1, 2])
+    assert ran == []
+
+
+def test_guard_needs_a_destination() -> None:
+    from trustlayer.errors import ConfigError
+
+    layer, _ = make_layer("http://127.0.0.1:9")
+
+    @guard(layer=layer)
+    def ask(prompt: str) -> str:
+        return prompt
+
+    with pytest.raises(ConfigError, match="needs to='endpoint-id'"):
+        ask("hi")
+    with pytest.raises(ConfigError, match="has no parameter 'nope'"):
+        guard(arg="nope")(lambda prompt: prompt)
