@@ -143,3 +143,12 @@ def test_non_zero_base64_pad_bits_are_rejected(key: SigningKey, ring: Keyring) -
     assert base64.b64decode("eB==") == b"x"
     with pytest.raises(SignatureError, match="canonical standard base64"):
         open_envelope(env.replace(b'"eA=="', b'"eB=="'), ring)
+
+
+@pytest.mark.parametrize("payload_type", [TYPE, 'we"ird\\type\u00e9\n'])
+def test_canonical_form_is_plain_compact_json(key: SigningKey, payload_type: str) -> None:
+    env = sign_envelope(b"\x00\xffbody", payload_type, key, cosigners=(SigningKey.generate(),))
+    assert env == json.dumps(json.loads(env), separators=(",", ":"), ensure_ascii=True).encode()
+    ring = Keyring()
+    ring.add(key.public)
+    assert open_envelope(env, ring).payload_type == payload_type
