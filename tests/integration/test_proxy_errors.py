@@ -1,0 +1,126 @@
+"""What clients get when something is wrong: OpenAI-style errors, no content, no hangs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from integration.proxy_upstream import CLIENT_KEY, Upstream, create_upstream, proxy_for
+from stagekit import BlockAll, ListRecorder, make_gate
+
+from trustlayer.intercept.proxy import MAX_BODY_BYTES
+from trustlayer.intercept.proxy_cli import BackgroundServer
+
+SECRET = "sk-AbCdEf123456"
+AUTH = {"Authorization": f"Bearer {CLIENT_KEY}"}
+HELLO = {"model": "m", "messages": [{"role": "user", "content": f"hello {SECRET}"}]}
+
+
+@pytest.fixture(scope="module")
+def upstream_server() -> Iterator[tuple[Upstream, str]]:
+    state = Upstream()
+    with BackgroundServer(create_upstream(state)) as server:
+        yield state, server.url
+
+
+@pytest.fixture(scope="module")
+def proxy(upstream_server: tuple[Upstream, str]) -> Iterator[str]:
+    with proxy_for(make_gate(), upstream_server[1], timeout=0.5) as server:
+        yield server.url
+
+
+@pytest.fixture()
+def upstream(upstream_server: tuple[Upstream, str]) -> Upstream:
+    upstream_server[0].reset()
+    return upstream_server[0]
+
+
+def error_of(response: httpx.Response) -> dict[str, Any]:
+    body = response.json()
+    assert set(body) == {"error"}
+    assert SECRET not in response.text
+    error: dict[str, Any] = body["error"]
+    return error
+
+
+def test_missing_or_wrong_key_is_401(proxy: str, upstream: Upstream) -> None:
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": f"Basic {CLIENT_KEY}"}):
+        reply = httpx.post(proxy + "/v1/chat/completions", json=HELLO, headers=headers)
+        assert reply.status_code == 401
+        assert error_of(reply)["code"] == "invalid_api_key"
+    assert httpx.get(proxy + "/v1/models").status_code == 401
+    assert upstream.received == []
+
+
+def test_health_needs_no_key_and_models_lists_the_upstream(proxy: str) -> None:
+    assert httpx.get(proxy + "/healthz").json() == {"status": "ok"}
+    models = httpx.get(proxy + "/v1/models", headers=AUTH).json()
+    assert models["object"] == "list" and models["data"][0]["id"] == "m-upstream"
+
+
+def test_blocked_request_is_403_naming_the_rule_and_nothing_is_sent(upstream_server: tuple[Upstream, str],
+                                                                    upstream: Upstream) -> None:
+    recorder = ListRecorder()
+    with proxy_for(make_gate(decider=BlockAll(), recorder=recorder), upstream_server[1]) as server:
+        reply = httpx.post(server.url + "/v1/chat/completions", json=HELLO, headers=AUTH)
+    assert reply.status_code == 403
+    error = error_of(reply)
+    assert error["type"] == "blocked" and error["code"] == "policy_blocked"
+    assert "rule no-way" in error["message"] and error["rule_ids"] == ["no-way"]
+    assert upstream.received == []
+    assert recorder.directions() == ["block"]
+
+
+def test_hung_upstream_is_a_504_not_a_hang(proxy: str, upstream: Upstream) -> None:
+    upstream.hang = 5.0
+    for body in (HELLO, {**HELLO, "stream": True}):
+        started = time.monotonic()
+        reply = httpx.post(proxy + "/v1/chat/completions", json=body, headers=AUTH, timeout=10)
+        assert time.monotonic() - started < 3
+        assert reply.status_code == 504
+        assert error_of(reply)["code"] == "upstream_timeout"
+
+
+def test_upstream_stalling_mid_stream_ends_with_an_error_event(proxy: str, upstream: Upstream) -> None:
+    upstream.chunk_delay = 2.0
+    with httpx.stream("POST", proxy + "/v1/chat/completions", json={**HELLO, "stream": True}, headers=AUTH,
+                      timeout=10) as reply:
+        assert reply.status_code == 200
+        text = reply.read().decode()
+    assert '"code": "upstream_timeout"' in text and "[DONE]" not in text
+    assert SECRET not in text
+
+
+def test_upstream_error_is_502_without_its_content(proxy: str, upstream: Upstream) -> None:
+    upstream.fail_first = [(400, {}, b'{"error": {"message": "you said <SECRET_1>", "type": "invalid_request_error"}}')]
+    reply = httpx.post(proxy + "/v1/chat/completions", json=HELLO, headers=AUTH)
+    assert reply.status_code == 502
+    error = error_of(reply)
+    assert error["code"] == "upstream_error" and "answered HTTP 400" in error["message"]
+    assert "SECRET" not in error["message"]
+
+
+def test_upstream_rate_limit_is_passed_on_as_429(proxy: str, upstream: Upstream) -> None:
+    upstream.fail_first = [(429, {"Retry-After": "600"}, b"{}")]
+    reply = httpx.post(proxy + "/v1/chat/completions", json=HELLO, headers=AUTH)
+    assert reply.status_code == 429 and error_of(reply)["code"] == "upstream_rate_limited"
+
+
+def test_a_field_the_gate_cannot_inspect_is_refused_by_name(proxy: str, upstream: Upstream) -> None:
+    reply = httpx.post(proxy + "/v1/chat/completions", json={**HELLO, "prediction": {"content": SECRET}},
+                       headers=AUTH)
+    assert reply.status_code == 400
+    assert "'prediction'" in error_of(reply)["message"]
+    assert upstream.received == []
+
+
+def test_bad_json_unknown_path_and_huge_body(proxy: str) -> None:
+    bad = httpx.post(proxy + "/v1/chat/completions", content=b"{not json " + SECRET.encode(), headers=AUTH)
+    assert bad.status_code == 400 and error_of(bad)["code"] == "invalid_json"
+    missing = httpx.post(proxy + "/v1/embeddings", json={"input": SECRET}, headers=AUTH)
+    assert missing.status_code == 404 and "/v1/embeddings is not served" in error_of(missing)["message"]
+    huge = httpx.post(proxy + "/v1/chat/completions", content=b"x" * (MAX_BODY_BYTES + 1), headers=AUTH)
+    assert huge.status_code == 413 and error_of(huge)["code"] == "request_too_large"
