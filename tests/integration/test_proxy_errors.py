@@ -124,3 +124,26 @@ def test_bad_json_unknown_path_and_huge_body(proxy: str) -> None:
     assert missing.status_code == 404 and "/v1/embeddings is not served" in error_of(missing)["message"]
     huge = httpx.post(proxy + "/v1/chat/completions", content=b"x" * (MAX_BODY_BYTES + 1), headers=AUTH)
     assert huge.status_code == 413 and error_of(huge)["code"] == "request_too_large"
+
+
+def test_client_leaving_mid_stream_does_not_hurt_the_proxy(proxy: str, upstream: Upstream) -> None:
+    upstream.chunk_delay = 0.05
+    upstream.chunks = lambda text: list(text)
+    with httpx.stream("POST", proxy + "/v1/chat/completions", json={**HELLO, "stream": True}, headers=AUTH,
+                      timeout=10) as reply:
+        assert reply.status_code == 200
+        next(reply.iter_bytes())
+    upstream.reset()
+    again = httpx.post(proxy + "/v1/chat/completions", json=HELLO, headers=AUTH)
+    assert again.status_code == 200 and SECRET in again.text
+
+
+def test_logs_never_carry_content(proxy: str, upstream: Upstream, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG")
+    httpx.post(proxy + "/v1/chat/completions", json=HELLO, headers=AUTH)
+    upstream.fail_first = [(500, {}, b"{}")] * 5
+    httpx.post(proxy + "/v1/chat/completions", json=HELLO, headers=AUTH)
+    httpx.post(proxy + "/v1/chat/completions", json={**HELLO, "bogus": SECRET}, headers=AUTH)
+    httpx.post(proxy + "/v1/chat/completions", json=HELLO, headers={"Authorization": f"Bearer {SECRET}"})
+    assert "request refused" in caplog.text
+    assert SECRET not in caplog.text and CLIENT_KEY not in caplog.text

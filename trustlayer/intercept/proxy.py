@@ -285,7 +285,10 @@ async def _relay(first: bytes, source: AsyncGenerator[bytes, None], rewriter: Ss
         _log.info("stream ended with an error: %s", refused.code)
         yield _error_event(refused)
     finally:
-        await source.aclose()
+        # Shielded: when the client went away this task is being cancelled, and the
+        # upstream connection must still be closed.
+        with anyio.CancelScope(shield=True):
+            await source.aclose()
 
 
 def create_app(gate: Gate, *, sender: Endpoint, upstream: Endpoint, api_keys: Sequence[str] = (),
