@@ -9,7 +9,7 @@ from trustlayer.provenance import _json
 from trustlayer.provenance.authenticator import RecordAuthenticator
 from trustlayer.provenance.dsse import sign_envelope
 from trustlayer.provenance.keys import Keyring, SigningKey
-from trustlayer.provenance.records import build_statement
+from trustlayer.provenance.records import build_statement, to_millis
 from trustlayer.provenance.replay import ReplayGuard
 from trustlayer.provenance.signer import RecordSigner
 from trustlayer.stages import Authenticator, PeerRecord
@@ -96,7 +96,7 @@ def test_replayed_nonce_also_after_restart(keyring: Keyring, signer: RecordSigne
 
 
 def test_reused_sequence_with_a_fresh_nonce(auth: RecordAuthenticator, alice_key: SigningKey) -> None:
-    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    now = to_millis(datetime.now(UTC))
 
     def envelope(nonce: str) -> bytes:
         doc = build_statement(agent_hop(), salt=SALT, key_id=alice_key.key_id, sequence=7, nonce=nonce, time=now)

@@ -35,9 +35,9 @@ def test_statement_shape(signer: RecordSigner, keyring: Keyring, alice_key: Sign
         "outbound", "agent-a", "agent-b", "agent_agent")
     assert p.decision is not None and p.decision.classes == ("eu_personal", "financial")
     assert p.decision.operators == {"IBAN_CODE": "pseudonymize"}
-    assert p.redaction == {"IBAN_CODE": 1, "PERSON": 1}
+    assert p.entity_counts == {"IBAN_CODE": 1, "PERSON": 1}
     assert p.parents == ("cd" * 32,)
-    assert (p.conversation, p.key_id, p.sequence) == ("conv-1", alice_key.key_id, 1)
+    assert (p.conversation_id, p.key_id, p.sequence) == ("conv-1", alice_key.key_id, 1)
     assert record.digest == signed.digest and record.owner == "agent-a"
 
 
@@ -87,7 +87,7 @@ def _sign_doc(doc: dict[str, object], key: SigningKey) -> bytes:
 
 def _valid_doc(key: SigningKey) -> dict[str, object]:
     return build_statement(agent_hop(), salt=SALT, key_id=key.key_id, sequence=3, nonce="0f" * 16,
-                           time="2026-01-02T03:04:05.678Z")
+                           time=1_767_323_045_678)
 
 
 def test_valid_by_construction_rejects_schema_violations(alice_key: SigningKey, keyring: Keyring) -> None:
@@ -104,6 +104,7 @@ def test_valid_by_construction_rejects_schema_violations(alice_key: SigningKey, 
         "predicate.sequence": broken(sequence="3"),
         "predicate.nonce": broken(nonce="short"),
         "predicate.time": broken(time="yesterday"),
+        "predicate.conversation_id": broken(conversation_id=""),
         "predicate.parents": broken(parents=["not-a-digest"]),
         "predicate.surprise": broken(surprise=1),
         "predicate": broken(block={"stage": "x", "reason": "y"}),
@@ -116,7 +117,7 @@ def test_valid_by_construction_rejects_schema_violations(alice_key: SigningKey, 
 
 def test_validation_errors_do_not_echo_values(alice_key: SigningKey, keyring: Keyring) -> None:
     doc = _valid_doc(alice_key)
-    doc["predicate"]["conversation"] = 12345  # type: ignore[index]
+    doc["predicate"]["conversation_id"] = 12345  # type: ignore[index]
     doc["predicate"]["model"] = RAW  # type: ignore[index]
     doc["predicate"]["sequence"] = RAW  # type: ignore[index]
     with pytest.raises(SignatureError) as info:

@@ -34,7 +34,38 @@ def test_sequence_survives_restart(alice_key: SigningKey, keyring: Keyring, tmp_
     assert json.loads(state.read_text()) == {alice_key.key_id: 8}  # two blocks of 4 reserved
     second = RecordSigner(alice_key, salt=SALT, state_path=state, sequence_block=4)  # a restart
     after = Record.from_envelope(second.sign(agent_hop()).envelope, keyring).predicate.sequence
-    assert after == 9  # above everything handed out before; the gap 7..8 is expected
+    assert after == 9  # no close(): like a crash, it resumes above the reservation (gap 7..8)
+
+
+def test_clean_restart_continues_without_a_gap(alice_key: SigningKey, keyring: Keyring, tmp_path: Path) -> None:
+    state = tmp_path / "seq.json"
+    first = RecordSigner(alice_key, salt=SALT, state_path=state, sequence_block=100)
+    for _ in range(3):
+        first.sign(agent_hop())
+    first.close()
+    assert json.loads(state.read_text()) == {alice_key.key_id: 3}
+    second = RecordSigner(alice_key, salt=SALT, state_path=state, sequence_block=100)
+    assert Record.from_envelope(second.sign(agent_hop()).envelope, keyring).predicate.sequence == 4
+    # close() after another process reserved beyond us must not hand our numbers out again
+    other = SequenceCounter(alice_key.key_id, state, block=100)
+    assert other.next() == 104  # second holds 4..103
+    second.close()
+    assert json.loads(state.read_text()) == {alice_key.key_id: 203}  # unchanged: 5..103 stay skipped
+
+
+def _sign_and_exit(state: str) -> None:
+    counter = SequenceCounter("k" * 64, Path(state), block=50)
+    counter.next()
+    counter.next()  # no close(): the interpreter exit gives the rest back
+
+
+def test_exit_gives_back_the_block(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    proc = ctx.Process(target=_sign_and_exit, args=(str(tmp_path / "seq.json"),))
+    proc.start()
+    proc.join(timeout=60)
+    assert proc.exitcode == 0
+    assert json.loads((tmp_path / "seq.json").read_text()) == {"k" * 64: 2}
 
 
 def test_sequence_unique_across_threads(tmp_path: Path) -> None:

@@ -106,5 +106,5 @@ class RecordAuthenticator:
         expires = int((signed_at + self.window).timestamp()) + 1
         self.replay.remember(record.key_id, pred.nonce, pred.sequence, expires=expires)
         classes = frozenset(pred.decision.classes) if pred.decision else frozenset()
-        return PeerRecord(sender=sender, key_id=record.key_id, conversation_id=pred.conversation,
+        return PeerRecord(sender=sender, key_id=record.key_id, conversation_id=pred.conversation_id,
                           digest=record.digest, sequence=pred.sequence, classes=classes)

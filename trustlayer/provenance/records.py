@@ -17,8 +17,8 @@ The statement (payloadType ``application/vnd.in-toto+json``)::
      "predicate": {"direction", "route": {"sender", "recipient", "channel"}, "model",
                    "decision": {"id", "outcome", "endpoint", "rule_ids", "policy_digest",
                                 "classes", "operators"},
-                   "redaction": {ENTITY_TYPE: count}, "verdict": {..., "agreement_permille"},
-                   "parents": [record digests], "conversation", "key_id", "sequence",
+                   "entity_counts": {ENTITY_TYPE: count}, "verdict": {..., "agreement_permille"},
+                   "parents": [record digests], "conversation_id", "key_id", "sequence",
                    "nonce", "time", "block": {"stage", "reason"}}}
 
 **Digests, never values.** ``content`` is salted with the deployment's secret salt
@@ -32,7 +32,7 @@ recipient sees anyway. The conversation id, endpoint ids, rule ids, entity types
 counts appear in clear: they must not themselves be personal data.
 
 **No floats.** Agreement is signed as an integer per-mille; verifier evidence is omitted.
-``time`` is an RFC 3339 UTC string with milliseconds (``2026-11-27T05:20:50.123Z``).
+``time`` is an integer: Unix time in **milliseconds** (UTC).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -63,8 +63,8 @@ __all__ = [
     "Subject",
     "VerdictSummary",
     "build_statement",
-    "format_time",
-    "parse_time",
+    "from_millis",
+    "to_millis",
     "transmitted_digest",
 ]
 
@@ -73,19 +73,17 @@ HOP_PREDICATE = "https://trustlayer.dev/hop/v1"
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
-_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def format_time(when: datetime) -> str:
-    """RFC 3339 UTC with milliseconds and a ``Z``: the one time format of records."""
-    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def to_millis(when: datetime) -> int:
+    """An aware datetime as integer Unix milliseconds: the time format of records."""
+    return (when.astimezone(UTC) - _EPOCH) // timedelta(milliseconds=1)
 
 
-def parse_time(text: str) -> datetime:
-    """Parse a record time written by ``format_time``; ``ValueError`` otherwise."""
-    if not _TIME.match(text):
-        raise ValueError(f"time must look like 2026-01-31T12:00:00.000Z, found {text[:40]!r}")
-    return datetime.fromisoformat(text)
+def from_millis(millis: int) -> datetime:
+    """Integer Unix milliseconds as an aware UTC datetime."""
+    return _EPOCH + timedelta(milliseconds=millis)
 
 
 def transmitted_digest(nonce: str, content: bytes) -> str:
@@ -160,14 +158,14 @@ class HopPredicate(_Strict):
     route: RouteSummary
     model: str | None = None
     decision: DecisionSummary | None = None
-    redaction: Mapping[str, int] = Field(default_factory=dict)
+    entity_counts: Mapping[str, int] = Field(default_factory=dict)
     verdict: VerdictSummary | None = None
     parents: tuple[str, ...] = ()
-    conversation: str = Field(min_length=1)
+    conversation_id: str = Field(min_length=1)
     key_id: str
     sequence: int = Field(ge=1)
     nonce: str
-    time: str
+    time: int = Field(ge=0, description="Unix time in milliseconds")
     block: BlockSummary | None = None
 
     @field_validator("parents")
@@ -178,7 +176,7 @@ class HopPredicate(_Strict):
                 raise ValueError("each parent must be a record digest (64 lowercase hex)")
         return value
 
-    @field_validator("redaction")
+    @field_validator("entity_counts")
     @classmethod
     def _counts(cls, value: Mapping[str, int]) -> Mapping[str, int]:
         if any(n < 0 for n in value.values()):
@@ -197,12 +195,6 @@ class HopPredicate(_Strict):
     def _nonce(cls, value: str) -> str:
         if not _HEX32.match(value):
             raise ValueError("nonce must be 32 lowercase hex (16 random bytes)")
-        return value
-
-    @field_validator("time")
-    @classmethod
-    def _time(cls, value: str) -> str:
-        parse_time(value)
         return value
 
     @model_validator(mode="after")
@@ -249,7 +241,7 @@ def _verdict(v: Verdict | None) -> dict[str, Any] | None:
 
 
 def build_statement(hop: Hop, *, salt: bytes, key_id: str, sequence: int, nonce: str,
-                    time: str) -> dict[str, Any]:
+                    time: int) -> dict[str, Any]:
     """The statement for ``hop`` as a JSON-ready dict; only digests of ``hop.content`` enter it."""
     subject = [{"name": "content", "digest": {"sha256": hashlib.sha256(salt + hop.content).hexdigest()}}]
     if hop.route.channel is Channel.AGENT_AGENT and hop.direction != "block":
@@ -260,10 +252,10 @@ def build_statement(hop: Hop, *, salt: bytes, key_id: str, sequence: int, nonce:
         "route": {"sender": route.sender.id, "recipient": route.recipient.id, "channel": str(route.channel)},
         "model": hop.model,
         "decision": _decision(hop.decision),
-        "redaction": {k: int(n) for k, n in sorted(hop.entity_counts.items())},
+        "entity_counts": {k: int(n) for k, n in sorted(hop.entity_counts.items())},
         "verdict": _verdict(hop.verdict),
         "parents": list(hop.parents),
-        "conversation": hop.conversation_id,
+        "conversation_id": hop.conversation_id,
         "key_id": key_id,
         "sequence": sequence,
         "nonce": nonce,
@@ -301,7 +293,7 @@ class Record:
     @property
     def time(self) -> datetime:
         """The signed time as an aware UTC datetime."""
-        return parse_time(self.predicate.time)
+        return from_millis(self.predicate.time)
 
     @classmethod
     def from_envelope(cls, envelope: bytes, keyring: Keyring) -> Record:

@@ -24,8 +24,8 @@ from __future__ import annotations
 import base64
 import hmac
 import os
+import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from trustlayer.errors import SignatureError
 from trustlayer.provenance import _json
@@ -45,11 +45,11 @@ class Rotation:
     old_key_id: str
     new_key: VerifyKey
     owner: str | None
-    time: str
+    time: int
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def _now() -> int:
+    return time.time_ns() // 1_000_000
 
 
 def announce_rotation(old: SigningKey, new: SigningKey, *, reason: str = "scheduled") -> bytes:
@@ -86,9 +86,11 @@ def verify_rotation(envelope: bytes, keyring: Keyring) -> Rotation:
     pred = doc.get("predicate")
     if not isinstance(pred, dict):
         raise SignatureError("rotation record: predicate must be an object")
-    for field in ("old_key_id", "new_key_id", "new_public_key", "time"):
+    for field in ("old_key_id", "new_key_id", "new_public_key"):
         if not isinstance(pred.get(field), str):
             raise SignatureError(f"rotation record: predicate.{field} must be a string")
+    if not isinstance(pred.get("time"), int) or isinstance(pred.get("time"), bool):
+        raise SignatureError("rotation record: predicate.time must be an integer (Unix milliseconds)")
     if not hmac.compare_digest(pred["old_key_id"], verified.key_id):
         raise SignatureError(f"rotation record names old key {pred['old_key_id'][:16]} but is signed by "
                              f"{verified.key_id[:16]}")

@@ -8,7 +8,11 @@
 Numbers are handed out from blocks reserved on disk: before the first number of a block
 is used, the block's end (the *high-water mark*) is written and fsynced to the state file,
 so a crash or restart resumes above it and never reuses a number. The cost is one fsync
-per ``block`` numbers; the price is a gap of at most ``block - 1`` numbers after a restart.
+per ``block`` numbers. ``close()`` (also run at interpreter exit) gives the unused rest of
+the block back, so a clean restart continues without a gap; after a crash (SIGKILL, power
+loss) the next process starts above the high-water mark, leaving a gap of at most
+``block - 1`` numbers. ``block=1`` makes every number durable before use (no gaps from
+crashes, one fsync per record).
 
 Guarantees, for one key:
 - within a process: strictly increasing, unique, safe for any number of threads;
@@ -19,8 +23,11 @@ Guarantees, for one key:
   increasing sequence per key.
 
 A reader of the log should therefore treat a repeated (key, sequence) pair as a replay or
-equivocation, and a gap as normal. Even within one process, concurrent threads may append
-their records to the log in a different order than they drew numbers.
+equivocation. A gap is either a crash of the signer (or a record signed but never
+appended, e.g. the process died between sign and append) or a deleted record; the Merkle
+tree and checkpoints tell the two apart for entries a checkpoint covers. Even within one
+process, concurrent threads may append their records to the log in a different order than
+they drew numbers.
 
 The state file is JSON ``{"<key id>": <high-water mark>, ...}``, so one file can serve a
 key and its successors after rotation.
@@ -32,6 +39,7 @@ import fcntl
 import json
 import os
 import threading
+import weakref
 from pathlib import Path
 
 from trustlayer.errors import ConfigError
@@ -39,6 +47,17 @@ from trustlayer.errors import ConfigError
 __all__ = ["DEFAULT_BLOCK", "SequenceCounter"]
 
 DEFAULT_BLOCK = 1024
+
+
+class _Block:
+    """The numbers of the current reservation: ``next`` up to ``limit`` (exclusive)."""
+
+    __slots__ = ("limit", "next", "reserved")
+
+    def __init__(self, limit: int) -> None:
+        self.next = 1
+        self.limit = limit
+        self.reserved = 0  # the high-water mark this counter wrote last (0: none)
 
 
 class SequenceCounter:
@@ -55,64 +74,103 @@ class SequenceCounter:
         self.state_path = Path(state_path) if state_path is not None else None
         self.block = block
         self._lock = threading.Lock()
-        self._next = 1
-        self._limit = 1 if self.state_path is not None else 1 << 62  # exclusive end of the reserved block
+        self._block = _Block(1 if self.state_path is not None else 1 << 62)
+        self._finalizer = None
+        if self.state_path is not None:
+            # at interpreter exit (or when collected) give back the unused rest of the block
+            self._finalizer = weakref.finalize(self, _release, self._lock, self._block, self.state_path, key_id)
 
     def next(self) -> int:
         """The next number for this key (reserving a new block on disk when needed)."""
         with self._lock:
-            if self._next >= self._limit:
+            b = self._block
+            if b.next >= b.limit:
                 self._reserve()
-            n = self._next
-            self._next += 1
+            n = b.next
+            b.next += 1
             return n
+
+    def close(self) -> None:
+        """Give back the unused rest of the reserved block, so a restart continues without a gap."""
+        if self._finalizer is not None:
+            self._finalizer()
 
     def _reserve(self) -> None:
         path = self.state_path
         if path is None:
             raise ConfigError("sequence numbers are exhausted for an in-memory counter")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock_path = path.with_name(path.name + ".lock")
+        b = self._block
         try:
-            with open(lock_path, "a+b") as lock:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # released when the file closes
-                state = self._read(path)
-                high = max(int(state.get(self.key_id, 0)), self._next - 1)
+            with _FileLock(path):
+                state = _read(path)
+                high = max(int(state.get(self.key_id, 0)), b.next - 1)
                 start, end = high + 1, high + self.block
                 state[self.key_id] = end
-                self._write(path, state)
+                _write(path, state)
         except OSError as exc:
             raise ConfigError(f"cannot reserve sequence numbers in {str(path)!r}: {exc.strerror}",
                               path=str(path)) from exc
-        self._next, self._limit = start, end + 1
+        b.next, b.limit, b.reserved = start, end + 1, end
 
-    @staticmethod
-    def _read(path: Path) -> dict[str, int]:
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            return {}
-        try:
-            state = json.loads(raw)
-        except ValueError as exc:
-            raise ConfigError(f"sequence state file {str(path)!r} is not valid JSON; refusing to restart "
-                              "numbering (restore it or remove it together with the key)", path=str(path)) from exc
-        if not isinstance(state, dict) or not all(isinstance(v, int) and not isinstance(v, bool)
-                                                  for v in state.values()):
-            raise ConfigError(f"sequence state file {str(path)!r} must map key ids to integers", path=str(path))
-        return state
 
-    @staticmethod
-    def _write(path: Path, state: dict[str, int]) -> None:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(json.dumps(state, sort_keys=True).encode())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        # the rename itself must be durable before numbers from the block are used
-        dir_fd = os.open(path.parent, os.O_RDONLY)
+class _FileLock:
+    """An exclusive ``flock`` on ``<state>.lock`` (released when the file closes)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path.with_name(path.name + ".lock")
+
+    def __enter__(self) -> None:
+        self._fh = open(self._path, "a+b")  # noqa: SIM115 - closed in __exit__
+        fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        self._fh.close()
+
+
+def _release(lock: threading.Lock, block: _Block, path: Path, key_id: str) -> None:
+    with lock:
+        if not block.reserved or block.next > block.reserved:
+            return
         try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+            with _FileLock(path):
+                state = _read(path)
+                # only if nobody (another process) reserved after us; else the numbers stay skipped
+                if state.get(key_id) == block.reserved:
+                    state[key_id] = block.next - 1
+                    _write(path, state)
+        except (OSError, ConfigError):
+            return  # a gap is harmless; never fail at exit
+        block.limit = block.next  # anything further must reserve anew
+        block.reserved = 0
+
+
+def _read(path: Path) -> dict[str, int]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    try:
+        state = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(f"sequence state file {str(path)!r} is not valid JSON; refusing to restart "
+                          "numbering (restore it or remove it together with the key)", path=str(path)) from exc
+    if not isinstance(state, dict) or not all(isinstance(v, int) and not isinstance(v, bool)
+                                              for v in state.values()):
+        raise ConfigError(f"sequence state file {str(path)!r} must map key ids to integers", path=str(path))
+    return state
+
+
+def _write(path: Path, state: dict[str, int]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(json.dumps(state, sort_keys=True).encode())
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    # the rename itself must be durable before numbers from the block are used
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

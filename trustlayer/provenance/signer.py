@@ -21,7 +21,7 @@ from trustlayer.errors import SignatureError
 from trustlayer.provenance import _json
 from trustlayer.provenance.dsse import sign_envelope
 from trustlayer.provenance.keys import SigningKey
-from trustlayer.provenance.records import build_statement, format_time
+from trustlayer.provenance.records import build_statement, to_millis
 from trustlayer.provenance.salt import SALT_BYTES
 from trustlayer.provenance.sequence import DEFAULT_BLOCK, SequenceCounter
 from trustlayer.stages import Signed
@@ -60,10 +60,14 @@ class RecordSigner:
         """Build the hop's in-toto statement, sign it, and return the envelope bytes and digest."""
         statement = build_statement(
             hop, salt=self._salt, key_id=self.key.key_id, sequence=self.sequence.next(),
-            nonce=os.urandom(16).hex(), time=format_time(self._clock()),
+            nonce=os.urandom(16).hex(), time=to_millis(self._clock()),
         )
         envelope = sign_envelope(_json.dumps(statement), _json.STATEMENT_MEDIA_TYPE, self.key)
         return Signed(envelope=envelope, digest=hashlib.sha256(envelope).hexdigest())
+
+    def close(self) -> None:
+        """Give back unused reserved sequence numbers (also done at interpreter exit)."""
+        self.sequence.close()
 
     def __repr__(self) -> str:
         return f"RecordSigner(key_id={self.key.key_id[:16]}...)"
