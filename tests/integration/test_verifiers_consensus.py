@@ -27,7 +27,7 @@ from starlette.routing import Route as StarletteRoute
 from trustlayer.audit.store import open_store
 from trustlayer.errors import Blocked, ConfigError
 from trustlayer.provenance.keys import SigningKey
-from trustlayer.types import Endpoint, Message, Route, VerifyRequirement
+from trustlayer.types import Endpoint, Message, Route, Verdict, VerifyRequirement
 from trustlayer.verifiers import Consensus, EndpointAsker, Reputation
 
 QUESTION = re.compile(r"What is (\d+) \+ (\d+)\?")
@@ -133,11 +133,21 @@ def answer(text: str) -> Message:
 THREE = [("a", "honest"), ("b", "wrong"), ("c", "honest")]
 
 
+def ask(consensus: Consensus, prepare: Callable[[Endpoint], Message | None], **kwargs: Any) -> Verdict:
+    """One fan-out on a fresh event loop, closing the connections it opened."""
+    async def run() -> Verdict:
+        try:
+            return await consensus.ask_async(prepare, **kwargs)
+        finally:
+            await consensus.aclose()
+    return asyncio.run(run())
+
+
 @pytest.mark.parametrize("servers", [THREE], indirect=True)
 def test_the_endpoint_that_answers_wrong_is_named(servers: dict[str, Server]) -> None:
     panel = endpoints(servers)
     consensus = Consensus(panel, asker=EndpointAsker(), policy=allow_all)
-    verdict = asyncio.run(consensus.ask_async(lambda ep: question(600, 400), quorum=2, deadline=10))
+    verdict = ask(consensus, lambda ep: question(600, 400), quorum=2, deadline=10)
     assert verdict.outcome == "verified"
     assert verdict.dissenting == ("b",)
     assert set(verdict.agreeing) == {"a", "c"}
@@ -153,6 +163,7 @@ def test_verify_takes_the_primary_answer_without_asking_it_again(servers: dict[s
     route = Route.between(DEVICE, panel[1])  # the faulty endpoint is the primary
     requirement = VerifyRequirement(quorum=2, of=3, measure="exact", deadline=10)
     verdict = consensus.verify(question(2, 2), answer("5"), route, requirement)
+    consensus.close()
     assert verdict.verified
     assert verdict.dissenting == ("b",)
     assert verdict.answered_by in {"a", "c"}
@@ -163,7 +174,7 @@ def test_verify_takes_the_primary_answer_without_asking_it_again(servers: dict[s
 def test_a_hanging_endpoint_abstains_within_the_deadline(servers: dict[str, Server]) -> None:
     consensus = Consensus(endpoints(servers), asker=EndpointAsker(), policy=allow_all)
     started = time.monotonic()
-    verdict = asyncio.run(consensus.ask_async(lambda ep: question(20, 22), quorum=2, deadline=1.0))
+    verdict = ask(consensus, lambda ep: question(20, 22), quorum=2, deadline=1.0)
     elapsed = time.monotonic() - started
     assert verdict.abstained == {"b": "timeout"}
     assert verdict.verified and set(verdict.agreeing) == {"a", "c"}
@@ -174,7 +185,7 @@ def test_a_hanging_endpoint_abstains_within_the_deadline(servers: dict[str, Serv
 @pytest.mark.parametrize("servers", [[("a", "honest"), ("b", "hang"), ("c", "wrong")]], indirect=True)
 def test_quorum_not_met_is_an_explicit_unverified_verdict(servers: dict[str, Server]) -> None:
     consensus = Consensus(endpoints(servers), asker=EndpointAsker(), policy=allow_all)
-    verdict = asyncio.run(consensus.ask_async(lambda ep: question(7, 8), quorum=2, deadline=1.0))
+    verdict = ask(consensus, lambda ep: question(7, 8), quorum=2, deadline=1.0)
     assert verdict.outcome == "unverified"
     assert verdict.answer is None and verdict.answered_by is None
     assert verdict.abstained == {"b": "timeout"}
@@ -184,7 +195,7 @@ def test_quorum_not_met_is_an_explicit_unverified_verdict(servers: dict[str, Ser
 @pytest.mark.parametrize("servers", [[("a", "honest"), ("b", "fail"), ("c", "honest")]], indirect=True)
 def test_an_http_error_is_an_abstention_and_a_strict_quorum_fails(servers: dict[str, Server]) -> None:
     consensus = Consensus(endpoints(servers), asker=EndpointAsker(), policy=allow_all)
-    verdict = asyncio.run(consensus.ask_async(lambda ep: question(1, 1), quorum=3, deadline=5))
+    verdict = ask(consensus, lambda ep: question(1, 1), quorum=3, deadline=5)
     assert verdict.abstained == {"b": "error: HTTP 500"}
     assert verdict.outcome == "unverified"
     assert set(verdict.agreeing) == {"a", "c"}
@@ -206,6 +217,7 @@ def test_policy_decides_per_endpoint_what_it_receives(servers: dict[str, Server]
     original = Message.from_openai([{"role": "user", "content": "Alice asks: What is 3 + 4?"}],
                                    conversation_id="c1")
     verdict = consensus.verify(original, answer("7"), route, VerifyRequirement(quorum=1, of=3, deadline=5))
+    consensus.close()
     assert verdict.abstained == {"b": "policy", "c": "policy"}
     assert servers["b"].received == [] and servers["c"].received == []
     assert verdict.verified and verdict.agreeing == ("a",)
@@ -224,6 +236,7 @@ def test_policy_transform_is_what_the_endpoint_sees(servers: dict[str, Server]) 
                                    conversation_id="c1")
     verdict = consensus.verify(original, answer("7"), Route.between(DEVICE, panel[0]),
                                VerifyRequirement(quorum=2, of=3, deadline=5))
+    consensus.close()
     assert verdict.verified and verdict.dissenting == ("b",)
     for name in ("b", "c"):
         seen = json.dumps(servers[name].received)
@@ -240,7 +253,7 @@ def test_reputation_flags_the_faulty_endpoint_and_policy_can_exclude_it(
         reputation = Reputation(store)
         consensus = Consensus(panel[:3], asker=EndpointAsker(), policy=allow_all, reputation=reputation)
         for i in range(6):
-            asyncio.run(consensus.ask_async(lambda ep, i=i: question(i, 10), quorum=2, deadline=5))
+            ask(consensus, lambda ep, i=i: question(i, 10), quorum=2, deadline=5)
         assert reputation.flagged(0.5) == ("b",)
         rows = {r.endpoint: r for r in store.reputation()}  # the audit store's own table
         assert (rows["b"].agreements, rows["b"].dissents) == (0, 6)
@@ -249,7 +262,7 @@ def test_reputation_flags_the_faulty_endpoint_and_policy_can_exclude_it(
         excluding = Consensus(panel, asker=EndpointAsker(), policy=allow_all, reputation=reputation,
                               exclude_above=0.5)
         before = len(servers["b"].received)
-        verdict = asyncio.run(excluding.ask_async(lambda ep: question(5, 5), quorum=3, of=3, deadline=5))
+        verdict = ask(excluding, lambda ep: question(5, 5), quorum=3, of=3, deadline=5)
         assert len(servers["b"].received) == before
         assert verdict.verified and set(verdict.agreeing) == {"a", "c", "d"}
     finally:

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from trustlayer.types import Endpoint, Message
+from trustlayer.types import Endpoint, Message, Verdict
 from trustlayer.verifiers import Consensus, EmbeddingMeasure, EndpointAsker, WhiteBoxScorer, should_escalate
 
 pytestmark = pytest.mark.slow
@@ -86,8 +86,14 @@ def test_the_local_model_votes_and_the_scorer_adds_evidence(scorer: WhiteBoxScor
     consensus = Consensus([phone], asker=EndpointAsker(params={"temperature": 0, "max_tokens": 12}),
                           policy=lambda m, r: m, scorer=scorer.evidence)
     request = Message.from_openai([{"role": "user", "content": "Say the word hello."}], conversation_id="c")
-    verdict = asyncio.run(consensus.ask_async(lambda ep: request, quorum=1, measure="f1", deadline=120,
-                                              request=request))
+    async def run() -> Verdict:
+        try:
+            return await consensus.ask_async(lambda ep: request, quorum=1, measure="f1", deadline=120,
+                                             request=request)
+        finally:
+            await consensus.aclose()
+
+    verdict = asyncio.run(run())
     assert verdict.verified and verdict.agreeing == ("phone",)
     assert verdict.evidence["whitebox.tokens"] >= 1
     assert verdict.evidence["whitebox.mean_logprob"] < 0

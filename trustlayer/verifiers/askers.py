@@ -13,6 +13,8 @@ never transforms content itself.
 from __future__ import annotations
 
 import asyncio
+import threading
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
@@ -59,24 +61,42 @@ class EndpointAsker:
     ``params`` are extra OpenAI request fields (default ``temperature=0``: greedy decoding,
     so an endpoint's answer does not vary between asks). ``factory`` makes the client for
     an endpoint (default ``trustlayer.endpoints.base.client_for``: HTTP when the endpoint has
-    a ``url``, the local llama.cpp model otherwise). A client is made per ask and closed
-    after it, because its async connection pool belongs to the event loop that made it.
+    a ``url``, the local llama.cpp model otherwise). Clients are kept per event loop and
+    endpoint, because an async connection pool belongs to the loop that opened it; making a
+    client per ask would pay connection and TLS setup on every fan-out.
     """
 
     def __init__(self, *, params: Mapping[str, Any] | None = None,
                  factory: Callable[[Endpoint], ChatEndpoint] | None = None) -> None:
         self._params = dict(params if params is not None else {"temperature": 0})
         self._factory = factory or client_for
+        self._lock = threading.Lock()
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, ChatEndpoint]] = (
+            weakref.WeakKeyDictionary())
+
+    def _client(self, endpoint: Endpoint) -> ChatEndpoint:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            clients = self._clients.setdefault(loop, {})
+            client = clients.get(endpoint.id)
+            if client is None or client.endpoint != endpoint:
+                client = clients[endpoint.id] = self._factory(endpoint)
+        return client
 
     async def ask(self, endpoint: Endpoint, message: Message, deadline: float) -> str:
         """Send ``message`` as a chat completion and return the assistant text."""
-        client = self._factory(endpoint)
+        client = self._client(endpoint)
         try:
             async with asyncio.timeout(deadline):
                 completion = await client.complete_async(message.to_openai(), **self._params)
         except TimeoutError as exc:
             raise EndpointTimeout(f"endpoint {endpoint.id!r} did not answer within {deadline:g} s",
                                   endpoint=endpoint.id) from exc
-        finally:
-            await client.aclose()
         return answer_text(completion, endpoint.id)
+
+    async def aclose(self) -> None:
+        """Close the clients opened on the running event loop."""
+        with self._lock:
+            clients = self._clients.pop(asyncio.get_running_loop(), {})
+        for client in clients.values():
+            await client.aclose()

@@ -18,8 +18,8 @@ slowest endpoint within the deadline, not the sum. Votes are counted by
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import inspect
+import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
@@ -233,8 +233,18 @@ class Consensus:
 
     def verify(self, request: Message, response: Message, route: Route,
                requirement: VerifyRequirement) -> Verdict:
-        """Synchronous twin of :meth:`verify_async` (safe to call from inside a running event loop)."""
+        """Synchronous twin of :meth:`verify_async`, run on a background event loop (safe inside a loop)."""
         return _run(lambda: self.verify_async(request, response, route, requirement))
+
+    async def aclose(self) -> None:
+        """Close the asker's connections opened on the running event loop (when it keeps any)."""
+        close = getattr(self._asker, "aclose", None)
+        if close is not None:
+            await close()
+
+    def close(self) -> None:
+        """Close the connections the synchronous :meth:`verify` opened."""
+        _run(self.aclose)
 
 
 def _reason(exc: BaseException) -> str:
@@ -246,11 +256,21 @@ def _reason(exc: BaseException) -> str:
     return f"error: {type(exc).__name__}"
 
 
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_lock = threading.Lock()
+
+
+def _background_loop() -> asyncio.AbstractEventLoop:
+    """One event loop in a daemon thread for the sync API, so clients and their pools are reused."""
+    global _loop
+    with _loop_lock:
+        if _loop is None or _loop.is_closed():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="trustlayer-verifiers", daemon=True).start()
+            _loop = loop
+        return _loop
+
+
 def _run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine to completion from sync code, in a worker thread when a loop is running here."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(factory())
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(lambda: asyncio.run(factory())).result()
+    """Run a coroutine to completion from sync code, on the verifiers' background event loop."""
+    return asyncio.run_coroutine_threadsafe(factory(), _background_loop()).result()
