@@ -15,6 +15,12 @@ from trustlayer.errors import (
     TrustError,
     Unverified,
 )
+from trustlayer.gate import Gate, Inbound, Outbound
+from trustlayer.intercept.agent import AgentMessage, agent, receive_message, send_message
+from trustlayer.intercept.guard import conversation, guard
+from trustlayer.intercept.route import route
+from trustlayer.intercept.transport import TrustTransport
+from trustlayer.layer import TrustLayer
 from trustlayer.types import (
     Box,
     Channel,
@@ -34,31 +40,43 @@ from trustlayer.types import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "agent",
+    "AgentMessage",
     "AuditError",
     "Blocked",
     "Box",
     "Channel",
     "Config",
     "ConfigError",
+    "conversation",
     "Decision",
     "Endpoint",
     "EndpointError",
     "EndpointTimeout",
     "Finding",
+    "Gate",
+    "guard",
     "Hop",
+    "Inbound",
     "Kind",
+    "load_config",
     "Message",
     "Operator",
+    "Outbound",
     "Outcome",
     "PolicyError",
+    "receive_message",
     "RedactionError",
     "Route",
+    "route",
     "RouterError",
+    "send_message",
     "SignatureError",
     "TamperedError",
     "TrustError",
+    "TrustLayer",
+    "TrustTransport",
     "Unverified",
     "Verdict",
     "VerifyRequirement",
-    "load_config",
 ]

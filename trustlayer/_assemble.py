@@ -12,7 +12,6 @@ import os
 from typing import TYPE_CHECKING
 
 from trustlayer.config import Config
-from trustlayer.errors import ConfigError
 from trustlayer.gate import Gate
 
 if TYPE_CHECKING:
@@ -25,30 +24,26 @@ def assemble(cls: type[TrustLayer], cfg: Config) -> TrustLayer:
     """Load keys, policy, vault, redactor, audit store and verifier, and compose the gate."""
     from trustlayer.audit.store import open_store
     from trustlayer.policy import PolicyEngine
-    from trustlayer.provenance import Keyring, RecordAuthenticator, RecordSigner, ReplayGuard, SigningKey, load_salt
+    from trustlayer.provenance import Keyring, SigningKey, load_salt
+    from trustlayer.provenance.from_config import authenticator_from_config, identity_key, signer_from_config
     from trustlayer.redaction import Redactor
 
-    state = cfg.resolve(cfg.state_dir)
-    state.mkdir(parents=True, exist_ok=True, mode=0o700)
-    passphrase = os.environ.get(cfg.identity.passphrase_env) if cfg.identity.passphrase_env else None
-    if cfg.identity.passphrase_env and passphrase is None:
-        raise ConfigError(f"identity.passphrase_env names ${cfg.identity.passphrase_env}, which is not set",
-                          field="identity.passphrase_env")
-    key = SigningKey.from_file(cfg.resolve(cfg.identity.key), passphrase=passphrase)
-    log_key = SigningKey.from_file(cfg.resolve(cfg.audit.log_key), passphrase=passphrase) if cfg.audit.log_key \
-        else key
+    key = identity_key(cfg)
+    log_key = key
+    if cfg.audit.log_key:
+        passphrase = os.environ.get(cfg.identity.passphrase_env) if cfg.identity.passphrase_env else None
+        log_key = SigningKey.from_file(cfg.resolve(cfg.audit.log_key), passphrase=passphrase)
     keyring = Keyring.from_config(cfg)
-    salt = load_salt(state / "salt", create=True)
+    signer = signer_from_config(cfg, key=key)
+    authenticator = authenticator_from_config(cfg)
     policy = PolicyEngine.from_file(cfg.policy_path(), subject_jurisdiction=cfg.subject_jurisdiction)
     redactor = Redactor.from_config(cfg)
     store_url = cfg.audit.store
     if store_url.startswith("sqlite:///") and not store_url.startswith("sqlite:////"):
-        store_url = "sqlite:///" + str(cfg.resolve(store_url[len("sqlite:///"):]))
-        cfg.resolve(store_url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        db = cfg.resolve(store_url[len("sqlite:///"):])
+        db.parent.mkdir(parents=True, exist_ok=True)
+        store_url = "sqlite:///" + str(db)
     store = open_store(store_url, log_key=log_key, keyring=keyring, checkpoint_every=cfg.audit.checkpoint_every)
-    signer = RecordSigner(key, salt=salt, state_path=state / f"sequence-{key.key_id[:16]}")
-    authenticator = RecordAuthenticator(keyring, audience=cfg.identity.id,
-                                        replay=ReplayGuard(state / "replay.db"))
     verifier = None
     if cfg.verify.endpoints:
         from trustlayer.verifiers.setup import consensus_from_config
@@ -57,6 +52,8 @@ def assemble(cls: type[TrustLayer], cfg: Config) -> TrustLayer:
     gate = Gate(detector=redactor, decider=policy, transformer=redactor, restorer=redactor, signer=signer,
                 recorder=store, authenticator=authenticator, verifier=verifier, identity=cfg.identity.id,
                 endpoints=cfg.endpoints, timeouts=cfg.gate.timeouts)
+    # Conversation ids are keyed with the record salt: stable per deployment, meaningless outside it.
+    salt = load_salt(cfg.resolve(cfg.identity.key).parent / "record.salt")
     secret = hmac.new(salt, b"trustlayer conversation ids", hashlib.sha256).digest()
     return cls(gate=gate, me=cfg.me, endpoints=cfg.endpoints, secret=secret, passthrough=cfg.passthrough,
                config=cfg, local_fallback=cfg.router.local, fallback=cfg.router.fallback,

@@ -139,7 +139,6 @@ class Config(_Section):
     proxy: ProxyConfig = ProxyConfig()
     router: RouterConfig = RouterConfig()
     passthrough: bool = Field(default=False, description="let the transport forward non-LLM requests")
-    state_dir: str = Field(default=".trustlayer", description="salt, sequence counters, replay guard")
     base_dir: str = Field(default=".", exclude=True)
 
     @model_validator(mode="after")
