@@ -13,6 +13,7 @@ entity mask, so the engine decides with integer operations only.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -283,9 +284,11 @@ def _compile(pf: PolicyFile, path: Path, lines: Lines, digest: str) -> CompiledP
     for name, spec in pf.classes.items():
         for j, e in enumerate(spec.entities):
             if e not in ENTITY_TYPES:
+                close = difflib.get_close_matches(e, sorted(ENTITY_TYPES), n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
                 raise _fail(path, lines, ("classes", name, "entities", j),
                             f"data class {name!r} names entity type {e!r}, which no detector emits "
-                            f"(known: {', '.join(sorted(ENTITY_TYPES))})")
+                            f"({hint}known: {', '.join(sorted(ENTITY_TYPES))})")
         bit = class_bit[name]
         class_entities[bit] = frozenset(spec.entities)
         emask = 0
@@ -382,7 +385,7 @@ def _with_rule(err: ConfigError, raw: dict[str, Any], exc: ValidationError) -> P
         rules = raw.get("rules")
         if isinstance(rules, list) and loc[1] < len(rules) and isinstance(rules[loc[1]], dict):
             rid = rules[loc[1]].get("id")
-            if isinstance(rid, str):
+            if isinstance(rid, str) and repr(rid) not in str(err):
                 return PolicyError(f"{err} (rule {rid!r})", path=err.path, line=err.line, field=err.field)
     return PolicyError(str(err), path=err.path, line=err.line, field=err.field)
 

@@ -47,9 +47,10 @@ _NEVER = object()
 class Judgement:
     """The verdict for one destination: ``allow``, ``transform`` (with ``ops``) or ``forbidden``.
 
-    ``fired`` are the forbids that fired on the raw data, ``blocking`` those still firing
-    after the transform, ``permits`` the permits firing after it; ``ops`` maps entity
-    types to the operator still required.
+    ``fired`` are the forbids that fired on the raw data, ``pending`` those the applied
+    transform (if any) leaves unsatisfied, ``blocking`` those still firing after every
+    transform, ``permits`` the permits firing after it; ``ops`` maps entity types to
+    the operator still required.
     """
 
     status: str
@@ -59,6 +60,7 @@ class Judgement:
     ops: Mapping[str, Operator]
     route_local: bool
     classes: int
+    pending: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,20 +238,28 @@ class PolicyEngine:
         gone = done
         for eb in remaining:
             gone |= eb
-        left_taint, t = 0, taint
-        while t:
-            low = t & -t
-            t ^= low
-            if p.class_emask[low] & ~gone:
-                left_taint |= low
-        after = self.class_mask_of_entities(emask & ~gone) | left_taint
+        after = self._without(emask, taint, gone)
         fired2 = applicable & p.fires(after)
         blocking = (fired2 & p.forbid_mask & ~self._local_mask) | sticky
         permits = fired2 & p.permit_mask
         ops = {p.entity_names[eb.bit_length() - 1]: op for eb, op in remaining.items()}
+        pending = forbids
+        if applied is not None:
+            pending = (applicable & p.fires(self._without(emask, taint, done)) & p.forbid_mask) | sticky
         if not blocking and (permits or p.default_permit):
-            return Judgement("transform" if ops else "allow", forbids, 0, permits, ops, False, present)
-        return Judgement("forbidden", forbids, blocking, permits, ops, bool(blocking & self._local_mask), present)
+            return Judgement("transform" if ops else "allow", forbids, 0, permits, ops, False, present, pending)
+        return Judgement("forbidden", forbids, blocking, permits, ops, bool(blocking & self._local_mask), present,
+                         pending)
+
+    def _without(self, emask: int, taint: int, gone: int) -> int:
+        """The classes still present in raw form once the entity types in ``gone`` are transformed."""
+        left_taint, t = 0, taint
+        while t:
+            low = t & -t
+            t ^= low
+            if self.policy.class_emask[low] & ~gone:
+                left_taint |= low
+        return self.class_mask_of_entities(emask & ~gone) | left_taint
 
     # ── the Decider protocol ─────────────────────────────────────────────────────────────
 
@@ -352,7 +362,7 @@ class PolicyEngine:
             ops = target_j.ops if target_j is not None else {}
         else:
             kind = "insufficient" if insufficient else ("no_target" if no_target else "block")
-            rules += [(r, kind) for r in p.rules if r.bit & (j.blocking or (j.fired if insufficient else 0))]
+            rules += [(r, kind) for r in p.rules if r.bit & (j.pending if insufficient else j.blocking)]
         ids = tuple(r.id for r, _ in rules)
         reasons = [sentence(r, how, p.classes_of(r.class_mask & j.classes) or p.classes_of(j.classes), to,
                             ops=j.ops, target=target) for r, how in rules]

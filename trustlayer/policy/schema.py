@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from trustlayer._yaml import LocatedError
 from trustlayer.types import Channel, Endpoint, Kind, Operator, Outcome, VerifyRequirement
 
 __all__ = [
@@ -56,13 +57,13 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _no_bools(values: Any) -> Any:
+def _no_bools(values: Any, *loc: str | int) -> Any:
     """YAML 1.1 reads bare NO, no, off, yes as booleans; say so instead of 'expected a string'."""
     if isinstance(values, list | tuple):
-        for v in values:
+        for i, v in enumerate(values):
             if isinstance(v, bool):
-                raise ValueError(f"found the boolean {v}: YAML reads a bare NO/no/off/yes/on as a boolean; "
-                                 "quote the code, e.g. \"NO\" for Norway")
+                raise LocatedError((*loc, i), f"found the boolean {v}: YAML reads a bare NO/no/off/yes/on as a "
+                                   "boolean; quote the code, e.g. \"NO\" for Norway")
     return values
 
 
@@ -86,7 +87,7 @@ class AttrMatch(_Model):
             return {"in": list(_no_bools(data))}
         if isinstance(data, dict):
             for key in ("in", "not_in"):
-                _no_bools(data.get(key))
+                _no_bools(data.get(key), key)
         return data
 
     @model_validator(mode="after")
@@ -195,11 +196,11 @@ class Rule(_Model):
     def _obligations_fit(self) -> Rule:
         ob = self.obligations
         if self.effect == "permit" and (ob.transforms() or ob.route_local):
-            raise ValueError(f"rule {self.id!r} is a permit; only a forbid can demand a transform or "
-                             "'route_local' (a permit may only demand 'verify')")
+            raise LocatedError(("obligations",), f"rule {self.id!r} is a permit; only a forbid can demand a "
+                               "transform or 'route_local' (a permit may only demand 'verify')")
         if ob.route_local and ob.transforms():
-            raise ValueError(f"rule {self.id!r} demands both 'route_local' and a transform; a rerouted "
-                             "message stays raw on the device, so give one or the other")
+            raise LocatedError(("obligations",), f"rule {self.id!r} demands both 'route_local' and a transform; "
+                               "a rerouted message stays raw on the device, so give one or the other")
         return self
 
 
@@ -242,7 +243,7 @@ class PolicyCase(_Model):
     @model_validator(mode="after")
     def _input(self) -> PolicyCase:
         if (self.findings is None) == (self.text is None):
-            raise ValueError("a test case gives exactly one of 'findings' (entity types) and 'text'")
+            raise LocatedError((), "a test case gives exactly one of 'findings' (entity types) and 'text'")
         return self
 
 
@@ -264,8 +265,8 @@ class PolicyFile(_Model):
     @classmethod
     def _group_bools(cls, value: Any) -> Any:
         if isinstance(value, dict):
-            for codes in value.values():
-                _no_bools(codes)
+            for name, codes in value.items():
+                _no_bools(codes, name)
         return value
 
     @field_validator("subject_jurisdiction")
