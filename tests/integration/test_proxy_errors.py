@@ -26,9 +26,12 @@ def upstream_server() -> Iterator[tuple[Upstream, str]]:
         yield state, server.url
 
 
+RECORDER = ListRecorder()
+
+
 @pytest.fixture(scope="module")
 def proxy(upstream_server: tuple[Upstream, str]) -> Iterator[str]:
-    with proxy_for(make_gate(), upstream_server[1], timeout=0.5) as server:
+    with proxy_for(make_gate(recorder=RECORDER), upstream_server[1], timeout=0.5) as server:
         yield server.url
 
 
@@ -109,12 +112,16 @@ def test_upstream_rate_limit_is_passed_on_as_429(proxy: str, upstream: Upstream)
     assert reply.status_code == 429 and error_of(reply)["code"] == "upstream_rate_limited"
 
 
-def test_a_field_the_gate_cannot_inspect_is_refused_by_name(proxy: str, upstream: Upstream) -> None:
+def test_a_field_the_gate_cannot_inspect_is_refused_by_name_and_recorded(proxy: str, upstream: Upstream) -> None:
+    before = len(RECORDER.entries)
     reply = httpx.post(proxy + "/v1/chat/completions", json={**HELLO, "prediction": {"content": SECRET}},
                        headers=AUTH)
     assert reply.status_code == 400
-    assert "'prediction'" in error_of(reply)["message"]
+    error = error_of(reply)
+    assert "'prediction'" in error["message"] and error["record_id"]
     assert upstream.received == []
+    assert RECORDER.directions()[before:] == ["block"]
+    assert SECRET.encode() not in RECORDER.entries[-1]
 
 
 def test_bad_json_unknown_path_and_huge_body(proxy: str) -> None:

@@ -45,7 +45,7 @@ from trustlayer.intercept.openai_wire import (
     response_message,
 )
 from trustlayer.intercept.sse import SseRewriter
-from trustlayer.types import Endpoint, Route
+from trustlayer.types import Endpoint, Message, Route
 
 __all__ = ["MAX_BODY_BYTES", "create_app", "error_response"]
 
@@ -89,7 +89,8 @@ def _refusal(exc: BaseException) -> _Refused:
                         record_id=exc.record_id)
     if isinstance(exc, Blocked):
         if exc.stage == "parse":
-            return _Refused(400, "invalid_request_error", "invalid_request", exc.reason)
+            code = "invalid_json" if "not valid JSON" in exc.reason else "invalid_request"
+            return _Refused(400, "invalid_request_error", code, exc.reason, record_id=exc.record_id)
         rules = f" (rule {', '.join(exc.rule_ids)})" if exc.rule_ids else ""
         code = "policy_blocked" if exc.rule_ids or exc.stage == "decide" else "gate_blocked"
         return _Refused(403, "blocked", code, f"request blocked at {exc.stage}{rules}: {exc.reason}",
@@ -106,13 +107,21 @@ def _refusal(exc: BaseException) -> _Refused:
     return _Refused(500, "server_error", "internal_error", f"internal error ({type(exc).__name__})")
 
 
+def _respond(exc: BaseException) -> JSONResponse:
+    refused = _refusal(exc)
+    _log.info("request refused: %s %s", refused.status, refused.code)
+    return JSONResponse(refused.body(), status_code=refused.status)
+
+
 class _Proxy:
     """The request handlers, bound to one gate, one route and one set of client keys."""
 
     def __init__(self, gate: Gate, *, sender: Endpoint, upstream: Endpoint, api_keys: Sequence[str],
-                 subject_jurisdiction: str | None, clients: Callable[[Endpoint], ChatEndpoint]) -> None:
+                 subject_jurisdiction: str | None, clients: Callable[[Endpoint], ChatEndpoint],
+                 candidates: Sequence[Endpoint]) -> None:
         self.gate = gate
         self.route = Route.between(sender, upstream, subject_jurisdiction=subject_jurisdiction)
+        self.candidates = tuple(candidates)
         self._keys = tuple(k.encode() for k in api_keys if k)
         self._make_client = clients
         self._clients: dict[str, ChatEndpoint] = {}
@@ -166,8 +175,13 @@ class _Proxy:
         try:
             return json.loads(b"".join(chunks))
         except ValueError:
-            raise _Refused(400, "invalid_request_error", "invalid_json",
-                           "the request body is not valid JSON") from None
+            raise Blocked("parse", "the request body is not valid JSON") from None
+
+    async def refuse_unparsed(self, blocked: Blocked) -> Blocked:
+        """Sign and record a request refused before the gate could parse it (every block is audited)."""
+        empty = Message.from_text("", conversation_id="unparsed")
+        return await anyio.to_thread.run_sync(
+            lambda: self.gate.record_block("parse", blocked.reason, empty, self.route))
 
     # -- endpoints ----------------------------------------------------------------
 
@@ -180,7 +194,7 @@ class _Proxy:
         try:
             self.authenticate(request)
         except _Refused as refused:
-            return JSONResponse(refused.body(), status_code=refused.status)
+            return _respond(refused)
         upstream = self.route.recipient
         return JSONResponse({"object": "list", "data": [{
             "id": upstream.model or upstream.id, "object": "model", "created": 0, "owned_by": upstream.id,
@@ -194,14 +208,17 @@ class _Proxy:
             scope_key = hmac.new(self._conversation_key, key, hashlib.sha256).digest()
             cid = conversation_id_for(body if isinstance(body, dict) else {}, scope_key)
             wire = parse_request(request.url.path, body, conversation_id=cid, user_key=scope_key)
-            out = await self.gate.outbound_async(wire.message, self.route)
+        except Blocked as blocked:
+            return _respond(await self.refuse_unparsed(blocked))
+        except Exception as exc:  # noqa: BLE001 - auth and size refusals are not audited (anyone could send them)
+            return _respond(exc)
+        try:
+            out = await self.gate.outbound_async(wire.message, self.route, candidates=self.candidates)
             if wire.stream:
                 return await self._stream(wire, out)
             return await self._complete(wire, out)
         except Exception as exc:  # noqa: BLE001 - every failure becomes an error response, never a leak
-            refused = _refusal(exc)
-            _log.info("request refused: %s %s", refused.status, refused.code)
-            return JSONResponse(refused.body(), status_code=refused.status)
+            return _respond(exc)
 
     def _forward(self, wire: WireRequest, out: Outbound) -> tuple[ChatEndpoint, Any, dict[str, Any]]:
         """The client for where the gate sends it, the gated content and the other fields."""
@@ -294,17 +311,19 @@ async def _relay(first: bytes, source: AsyncGenerator[bytes, None], rewriter: Ss
 def create_app(gate: Gate, *, sender: Endpoint, upstream: Endpoint, api_keys: Sequence[str] = (),
                subject_jurisdiction: str | None = None,
                clients: Callable[[Endpoint], ChatEndpoint] = client_for,
+               candidates: Sequence[Endpoint] = (),
                on_shutdown: Sequence[Callable[[], Any]] = ()) -> Starlette:
     """The proxy as a Starlette app.
 
     ``sender`` is the endpoint this proxy speaks for (the config's identity), ``upstream``
     the endpoint it forwards to; ``api_keys`` are the keys clients must present (none =
     no client auth, for loopback only; ``trustlayer serve`` enforces that). ``clients``
-    makes the endpoint client for the upstream or a reroute target; ``on_shutdown`` runs
-    after the clients are closed (e.g. closing the gate's audit store).
+    makes the endpoint client for the upstream or a reroute target; ``candidates`` are
+    the endpoints policy may reroute to; ``on_shutdown`` runs after the clients are
+    closed (e.g. closing the gate's audit store).
     """
     proxy = _Proxy(gate, sender=sender, upstream=upstream, api_keys=api_keys,
-                   subject_jurisdiction=subject_jurisdiction, clients=clients)
+                   subject_jurisdiction=subject_jurisdiction, clients=clients, candidates=candidates)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[Mapping[str, Any]]:

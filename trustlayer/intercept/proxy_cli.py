@@ -116,13 +116,15 @@ def _upstream_endpoint(config: Config) -> Endpoint:
 
 def create_app_from_config(settings: ProxySettings) -> Any:
     """The proxy app with the gate ``TrustLayer.from_config`` builds (real stages, audit, keys)."""
+    from trustlayer.endpoints import client_for
     from trustlayer.intercept.proxy import create_app
     from trustlayer.layer import TrustLayer
 
     layer = TrustLayer.from_config(settings.config_path)
     return create_app(layer.gate, sender=settings.config.me, upstream=settings.upstream,
                       api_keys=settings.api_keys, subject_jurisdiction=settings.config.subject_jurisdiction,
-                      on_shutdown=(layer.close,))
+                      clients=lambda e: layer.client(e.id) if e.id != settings.upstream.id else client_for(e),
+                      candidates=layer.candidates(), on_shutdown=(layer.close,))
 
 
 class BackgroundServer:
