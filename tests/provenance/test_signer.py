@@ -129,3 +129,21 @@ def test_different_salts_give_unlinkable_content_digests(alice_key: SigningKey, 
     da = Record.from_envelope(a.sign(agent_hop()).envelope, keyring).statement.subject_digest("content")
     db = Record.from_envelope(b.sign(agent_hop()).envelope, keyring).statement.subject_digest("content")
     assert da != db
+
+
+def test_concurrent_signing_gives_unique_verifying_records(signer: RecordSigner, keyring: Keyring) -> None:
+    envelopes: list[bytes] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        mine = [signer.sign(agent_hop()).envelope for _ in range(100)]
+        with lock:
+            envelopes.extend(mine)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    sequences = sorted(Record.from_envelope(e, keyring).predicate.sequence for e in envelopes)
+    assert sequences == list(range(1, 801))

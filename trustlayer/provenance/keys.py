@@ -28,7 +28,7 @@ import hashlib
 import os
 import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -283,7 +283,7 @@ class Keyring:
     a trusted key announced it in a verified rotation record (``accept_rotation``).
     """
 
-    def __init__(self, entries: Iterator[KeyEntry] | tuple[KeyEntry, ...] = ()) -> None:
+    def __init__(self, entries: Iterable[KeyEntry] = ()) -> None:
         self._by_id: dict[str, KeyEntry] = {}
         self._by_owner: dict[str, list[str]] = {}
         for entry in entries:
