@@ -9,10 +9,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from trustlayer.config import Config
 from trustlayer.gate import Gate
+from trustlayer.stages import Signed
+from trustlayer.types import Hop
 
 if TYPE_CHECKING:
     from trustlayer.layer import TrustLayer
@@ -20,7 +23,8 @@ if TYPE_CHECKING:
 __all__ = ["assemble"]
 
 
-def assemble(cls: type[TrustLayer], cfg: Config) -> TrustLayer:
+def assemble(cls: type[TrustLayer], cfg: Config, *,
+             observer: Callable[[Hop, Signed], None] | None = None) -> TrustLayer:
     """Load keys, policy, vault, redactor, audit store and verifier, and compose the gate."""
     from trustlayer.audit.store import open_store
     from trustlayer.policy import PolicyEngine
@@ -51,7 +55,7 @@ def assemble(cls: type[TrustLayer], cfg: Config) -> TrustLayer:
         verifier = consensus_from_config(cfg, store=store)
     gate = Gate(detector=redactor, decider=policy, transformer=redactor, restorer=redactor, signer=signer,
                 recorder=store, authenticator=authenticator, verifier=verifier, identity=cfg.identity.id,
-                endpoints=cfg.endpoints, timeouts=cfg.gate.timeouts)
+                endpoints=cfg.endpoints, timeouts=cfg.gate.timeouts, observer=observer)
     # Conversation ids are keyed with the record salt: stable per deployment, meaningless outside it.
     salt = load_salt(cfg.resolve(cfg.identity.key).parent / "record.salt")
     secret = hmac.new(salt, b"trustlayer conversation ids", hashlib.sha256).digest()

@@ -18,6 +18,7 @@ records a *block* and raises :class:`~trustlayer.errors.Blocked` (fail closed)::
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
@@ -46,6 +47,8 @@ from trustlayer.taint import TaintStore
 from trustlayer.types import Decision, Endpoint, Finding, Hop, Message, Outcome, Route, Verdict, VerifyRequirement
 
 __all__ = ["DEFAULT_TIMEOUTS", "Gate", "Inbound", "InboundStream", "Outbound"]
+
+_log = logging.getLogger("trustlayer.gate")
 
 #: Seconds each stage may take before the message is blocked; ``None`` disables a stage's timeout.
 DEFAULT_TIMEOUTS: Mapping[str, float | None] = {
@@ -153,6 +156,7 @@ class Gate:
         endpoints: Sequence[Endpoint] = (),
         timeouts: Mapping[str, float | None] | None = None,
         taint: TaintStore | None = None,
+        observer: Callable[[Hop, Signed], None] | None = None,
     ) -> None:
         self._detector = detector
         self._decider = decider
@@ -174,6 +178,16 @@ class Gate:
         self._watch = any(v is not None for v in merged.values())
         self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="trustlayer-gate")
         self.taint = taint if taint is not None else TaintStore()
+        self._observer = observer
+
+    def _observe(self, hop: Hop, signed: Signed) -> None:
+        # Observers watch recorded hops (metrics, displays); they are not a stage and cannot unblock anything.
+        if self._observer is None:
+            return
+        try:
+            self._observer(hop, signed)
+        except Exception:  # noqa: BLE001 - an observer's failure must not change what crossed
+            _log.warning("gate observer %s raised %s", self._observer, "an exception", exc_info=False)
 
     # ── the path, written once ────────────────────────────────────────────────────────────
 
@@ -238,6 +252,7 @@ class Gate:
                       decision=decision, entity_counts=counts, parents=parents, model=route.recipient.model)
             signed = yield _Call("sign", self._signer, "sign", (hop,), {}, Signed)
             index = yield _Call("record", self._recorder, "record", (signed.envelope,), {}, int)
+            self._observe(hop, signed)
             return Outbound(message=leaving, route=route, decision=decision, findings=findings,
                             record=signed, index=index, original=message)
         except _Stop as stop:
@@ -282,6 +297,7 @@ class Gate:
                       decision=request.decision if request is not None else None, model=route.recipient.model)
             signed = yield _Call("sign", self._signer, "sign", (hop,), {}, Signed)
             index = yield _Call("record", self._recorder, "record", (signed.envelope,), {}, int)
+            self._observe(hop, signed)
             return Inbound(message=restored, verdict=verdict, record=signed, index=index, peer=peer)
         except _Stop as stop:
             yield from self._block_flow(stop, response, route, parents,
@@ -312,6 +328,7 @@ class Gate:
         try:
             signed = yield _Call("sign", self._signer, "sign", (hop,), {}, Signed)
             yield _Call("record", self._recorder, "record", (signed.envelope,), {}, int)
+            self._observe(hop, signed)
         except _Stop as again:
             raise Blocked(stop.stage, f"{stop.reason}; the block itself could not be recorded "
                           f"({again.stage}: {again.reason})", rule_ids=rule_ids) from None

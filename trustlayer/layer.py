@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trustlayer.config import ENV_VAR, Config, load_config
 from trustlayer.errors import ConfigError
 from trustlayer.gate import Gate
-from trustlayer.types import Endpoint, Route
+from trustlayer.stages import Signed
+from trustlayer.types import Endpoint, Hop, Route
 
 if TYPE_CHECKING:
     from trustlayer.endpoints.base import ChatEndpoint
@@ -60,12 +61,16 @@ class TrustLayer:
     # ── construction ─────────────────────────────────────────────────────────────────────
 
     @classmethod
-    def from_config(cls, config: str | Path | Config | None = None) -> TrustLayer:
-        """Build the layer, with the real stages, from a ``trustlayer.yaml`` (or ``$TRUSTLAYER_CONFIG``)."""
+    def from_config(cls, config: str | Path | Config | None = None, *,
+                    observer: Callable[[Hop, Signed], None] | None = None) -> TrustLayer:
+        """Build the layer, with the real stages, from a ``trustlayer.yaml`` (or ``$TRUSTLAYER_CONFIG``).
+
+        ``observer`` is called with every recorded hop (for displays and metrics).
+        """
         from trustlayer._assemble import assemble  # the heavy parts load only when a layer is built
 
         cfg = config if isinstance(config, Config) else load_config(config)
-        return assemble(cls, cfg)
+        return assemble(cls, cfg, observer=observer)
 
     @classmethod
     def default(cls) -> TrustLayer:

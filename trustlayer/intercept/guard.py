@@ -140,11 +140,17 @@ class _Guard:
                           "(or proxy.upstream in the config)")
 
     def bind(self, layer: TrustLayer, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[
-            inspect.BoundArguments, Message, Shape]:
+            inspect.BoundArguments, Message, Shape, str]:
+        """Bind the call; return it, the message, its shape and the requested endpoint id.
+
+        A caller that passes ``endpoint=`` explicitly (e.g. what ``@route`` chose) requests that endpoint.
+        """
         bound = self.spec.sig.bind(*args, **kwargs)
+        explicit = bound.arguments.get("endpoint") if self.spec.endpoint_param else None
         bound.apply_defaults()
         message, shape = _to_message(bound.arguments[self.spec.param], layer)
-        return bound, message, shape
+        requested = explicit if isinstance(explicit, str) else self.destination(layer)
+        return bound, message, shape, requested
 
     def redirect(self, bound: inspect.BoundArguments, out: Outbound, shape: Shape, requested: str) -> bool:
         """Put the transformed prompt in place; True when the function itself may be called."""
@@ -262,8 +268,7 @@ def _wrap(g: _Guard) -> Callable[..., Any]:
     if inspect.isasyncgenfunction(func):
         async def agen(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
             layer = g.layer()
-            bound, message, shape = g.bind(layer, args, kwargs)
-            requested = g.destination(layer)
+            bound, message, shape, requested = g.bind(layer, args, kwargs)
             out = await layer.gate.outbound_async(message, layer.route_to(requested), candidates=layer.candidates())
             if not g.redirect(bound, out, shape, requested):
                 raise Blocked("send", f"policy rerouted to {out.route.recipient.id!r}, and an async generator "
@@ -275,8 +280,7 @@ def _wrap(g: _Guard) -> Callable[..., Any]:
     if inspect.iscoroutinefunction(func):
         async def coro(*args: Any, **kwargs: Any) -> Any:
             layer = g.layer()
-            bound, message, shape = g.bind(layer, args, kwargs)
-            requested = g.destination(layer)
+            bound, message, shape, requested = g.bind(layer, args, kwargs)
             out = await layer.gate.outbound_async(message, layer.route_to(requested), candidates=layer.candidates())
             if g.redirect(bound, out, shape, requested):
                 result = await func(*bound.args, **bound.kwargs)
@@ -289,8 +293,7 @@ def _wrap(g: _Guard) -> Callable[..., Any]:
 
     def sync(*args: Any, **kwargs: Any) -> Any:
         layer = g.layer()
-        bound, message, shape = g.bind(layer, args, kwargs)
-        requested = g.destination(layer)
+        bound, message, shape, requested = g.bind(layer, args, kwargs)
         out = layer.gate.outbound(message, layer.route_to(requested), candidates=layer.candidates())
         if g.redirect(bound, out, shape, requested):
             result = func(*bound.args, **bound.kwargs)
@@ -315,6 +318,7 @@ def guard(fn: Callable[P, R] | None = None, /, *, to: str | None = None, layer: 
     """Gate a function that calls an LLM: its prompt goes out through policy, its answer comes back restored.
 
     Args:
+        fn: the function, when used bare as ``@guard``.
         to: the endpoint id the function sends to (default: ``proxy.upstream`` of the config).
         layer: the TrustLayer (default: one built from ``$TRUSTLAYER_CONFIG`` on first call).
         arg: the parameter holding the prompt or messages (default: ``messages``/``prompt``/... or the first).
