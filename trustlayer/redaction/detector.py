@@ -1,0 +1,191 @@
+"""Detection over a whole message: every text field, tool-call arguments as JSON, one NER pass.
+
+All text fields of a message are laid out in one document (tool-call arguments as
+``key: value`` lines), searched once by the pattern recognizers and, when a
+requested type needs it, once by spaCy NER; candidates are suppressed, arbitrated
+and mapped back to ``Finding`` objects on each field::
+
+    >>> from trustlayer.types import Message
+    >>> d = PiiDetector(ner=False)
+    >>> msg = Message.from_text("mail anna@example.org", conversation_id="c1")
+    >>> [(f.entity_type, f.start, f.end) for f in d.detect(msg)]
+    [('EMAIL_ADDRESS', 5, 21)]
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from trustlayer.errors import RedactionError
+from trustlayer.redaction import jsonargs
+from trustlayer.redaction._offline import install as install_offline
+from trustlayer.redaction.arbitrate import arbitrate, suppress
+from trustlayer.redaction.entities import DEFAULT_ENTITY_TYPES, ENTITY_TYPES, NER_ENTITY_TYPES
+from trustlayer.redaction.recognizers import Span, pattern_recognizers
+from trustlayer.redaction.recognizers.financial import cvv_near_cards
+from trustlayer.redaction.recognizers.names import STOPWORDS
+from trustlayer.types import Finding, Message
+
+if TYPE_CHECKING:
+    from presidio_analyzer.predefined_recognizers import EmailRecognizer
+
+__all__ = ["MAX_MESSAGE_CHARS", "PiiDetector"]
+
+MAX_MESSAGE_CHARS = 2_000_000
+"""Largest total text (all fields) a message may hold; larger messages are refused (blocked)."""
+
+_SEP = "\n\n"
+
+
+@dataclass(frozen=True, slots=True)
+class _Segment:
+    """One piece of the document: a field, or one JSON token of a tool call's arguments."""
+
+    doc_start: int
+    doc_end: int
+    path: str
+    token: jsonargs.Token | None = None
+
+
+def _check_entities(entities: frozenset[str] | None) -> frozenset[str]:
+    if entities is None:
+        return DEFAULT_ENTITY_TYPES
+    wanted = frozenset(entities)
+    unknown = sorted(wanted - ENTITY_TYPES)
+    if unknown:
+        # Fail closed: a requested type without a detector must not pass silently.
+        raise RedactionError(f"no detector for entity type(s) {', '.join(unknown)} "
+                             f"(known: {', '.join(sorted(ENTITY_TYPES))})")
+    return wanted
+
+
+class PiiDetector:
+    """Finds personal data and secrets in every text field of a message (the ``Detector`` stage).
+
+    ``ner=False`` never loads spaCy (names then come from context rules only);
+    ``score_threshold`` drops weaker candidates.
+    """
+
+    def __init__(self, *, score_threshold: float = 0.5, ner: bool = True) -> None:
+        if not 0.0 <= score_threshold <= 1.0:
+            raise RedactionError(f"score_threshold must be within 0..1, got {score_threshold}")
+        self.score_threshold = score_threshold
+        self.ner = ner
+        self._recognizers = pattern_recognizers()
+        self._email = _presidio_email()
+
+    # -- layout ----------------------------------------------------------------------
+    def _layout(self, message: Message) -> tuple[str, list[_Segment]]:
+        parts: list[str] = []
+        segments: list[_Segment] = []
+        pos = 0
+        total = 0
+        for path, text in message.texts():
+            total += len(text)
+            if total > MAX_MESSAGE_CHARS:
+                raise RedactionError(f"message holds more than {MAX_MESSAGE_CHARS} characters of text "
+                                     f"(at {path}); refusing to process it")
+            if path.endswith(".function.arguments") and text.strip():
+                jsonargs.parse_checked(text, path)
+                toks = jsonargs.tokens(text)
+                rendered, starts = jsonargs.render(toks)
+                for tok, start in zip(toks, starts, strict=True):
+                    segments.append(_Segment(pos + start, pos + start + len(tok.text), path, tok))
+                parts.append(rendered)
+                pos += len(rendered)
+            else:
+                segments.append(_Segment(pos, pos + len(text), path))
+                parts.append(text)
+                pos += len(text)
+            parts.append(_SEP)
+            pos += len(_SEP)
+        return "".join(parts), segments
+
+    # -- candidates ------------------------------------------------------------------
+    def _candidates(self, doc: str, wanted: frozenset[str]) -> list[Span]:
+        spans: list[Span] = []
+        for recognizer in self._recognizers:
+            spans.extend(recognizer.spans(doc, wanted))
+        if "EMAIL_ADDRESS" in wanted and "@" in doc:
+            for result in self._email.analyze(doc, ["EMAIL_ADDRESS"]):
+                spans.append(Span("EMAIL_ADDRESS", result.start, result.end, float(result.score),
+                                  "presidio:EmailRecognizer"))
+        if "CVV" in wanted:
+            cards = [s for s in spans if s.entity_type == "CREDIT_CARD"]
+            if cards:
+                spans.extend(cvv_near_cards(doc, cards))
+        if self.ner and wanted & NER_ENTITY_TYPES:
+            from trustlayer.redaction.nlp import ner_engine
+
+            for label, start, end, score in ner_engine().entities(doc):
+                if label in wanted:
+                    spans.append(Span(label, start, end, score, f"spacy:{label.lower()}"))
+        return [s for s in spans if s.score >= self.score_threshold]
+
+    def detect_spans(self, doc: str, wanted: frozenset[str]) -> list[Span]:
+        """Arbitrated spans for one document (exposed for benchmarks and the CLI)."""
+        spans = arbitrate(suppress(doc, self._candidates(doc, wanted)))
+        return arbitrate([*spans, *_repeats(doc, spans)])
+
+    # -- the stage -------------------------------------------------------------------
+    def detect(self, message: Message, *, entities: frozenset[str] | None = None) -> list[Finding]:
+        """Findings for every text field of ``message``; ``entities`` limits the search."""
+        wanted = _check_entities(entities)
+        doc, segments = self._layout(message)
+        spans = self.detect_spans(doc, wanted)
+        return _to_findings(spans, segments)
+
+
+def _presidio_email() -> EmailRecognizer:
+    """Presidio's own e-mail recognizer, with tldextract made offline first."""
+    install_offline()
+    from presidio_analyzer.predefined_recognizers import EmailRecognizer as Recognizer
+
+    return Recognizer()
+
+
+def _repeats(doc: str, spans: Sequence[Span]) -> list[Span]:
+    """Other mentions of values already found (a name's parts, the same e-mail in another turn)."""
+    needles: dict[str, Span] = {}
+    for span in spans:
+        value = doc[span.start:span.end]
+        if len(value) >= 4:
+            needles.setdefault(value, span)
+        if span.entity_type == "PERSON":
+            for word in re.findall(r"[^\W\d_][\w'’-]*", value):
+                if len(word) >= 3 and word.lower() not in STOPWORDS:
+                    needles.setdefault(word, span)
+    found: list[Span] = []
+    for needle, origin in needles.items():
+        # Name parts match in any case ("Bob" ... "bob"); other values match exactly.
+        flags = re.IGNORECASE if origin.entity_type == "PERSON" else 0
+        pattern = re.compile(r"(?<![\w@.-])" + re.escape(needle) + r"(?![\w@-])", flags)
+        for match in pattern.finditer(doc):
+            found.append(Span(origin.entity_type, match.start(), match.end(), min(origin.score, 0.8),
+                              "trustlayer:repeat", origin.validated))
+    return found
+
+
+def _to_findings(spans: Sequence[Span], segments: Sequence[_Segment]) -> list[Finding]:
+    """Map document spans back to fields; a span crossing fields yields one finding per field."""
+    findings: list[Finding] = []
+    starts = [s.doc_start for s in segments]
+    for span in spans:
+        i = max(0, bisect.bisect_right(starts, span.start) - 1)
+        while i < len(segments) and segments[i].doc_start < span.end:
+            seg = segments[i]
+            i += 1
+            start = max(span.start, seg.doc_start) - seg.doc_start
+            end = min(span.end, seg.doc_end) - seg.doc_start
+            if end <= start:
+                continue  # this part of the span lies in a separator between fields
+            if seg.token is not None:
+                start, end = seg.token.offsets[start], seg.token.offsets[end]
+            findings.append(Finding(entity_type=span.entity_type, start=start, end=end,
+                                    score=round(span.score, 4), detector=span.detector, path=seg.path,
+                                    validated=span.validated))
+    return findings

@@ -1,0 +1,97 @@
+"""Names that statistical NER misses: lower case, non-English, first names alone.
+
+Context shows a person: a greeting or a sign-off line, "my name is" (and its German,
+French, Spanish, Italian and Dutch forms), a title (Mr, Frau, Mme, Sra, Dott.), or a
+name-like field (``name:``, ``patient=``, ``"first_name": ...``). A name ends at the
+first common word, so "hi there" or "my name is not important" finds nothing.
+"""
+
+from __future__ import annotations
+
+import re
+
+from trustlayer.redaction.recognizers.base import Rule
+
+__all__ = ["RULES", "STOPWORDS", "name_length"]
+
+STOPWORDS: frozenset[str] = frozenset("""
+a about above after again all also am an and any anyone anything are as ask at back be because been before
+being below best both but by can cannot could day dear did do does doing done down during each either else
+enough even ever every everybody everyone everything few fine first folks for from friends further get gets
+glad going gonna good got guys had has have having he hello her here hers herself hey hi him himself his how
+i if im in into is it its itself just last later let like looking lot lots madam me mine more morning most
+much must my myself need new next no nor not now of off ok okay on once only or other our ours ourselves
+out over own people please pretty quick quite rather ready really regards same see she should since so some
+someone something sorry still such sure team than thank thanks that the their theirs them then there these
+they this those through to today together tomorrow too trying under until up upon us very want was we well
+were what when where which while who whom why will with within without would yes yesterday yet you your
+yours yourself yourselves afternoon evening night sir world support admin customer user assistant bot
+chatgpt claude gpt ai everybody all writing working happy interested currently just reaching following
+advance again feedback update help question quick issue problem request note reminder meeting call
+und ich bin der die das zusammen alle ist nicht ein eine et je suis le la les tous vous nous y el los las
+todos e il lo tutti en de het allemaal van een is wir sie er es ihr und oder aber nur auch noch schon
+hola hallo bonjour salut ciao hoi buongiorno buenos dias estimado estimada querido querida caro cara
+liebe lieber sehr geehrte geehrter herr frau beste gentile team equipo squadra
+""".split())
+
+_WORD = r"[A-Za-zÀ-ÖØ-öø-ÿ][A-Za-zÀ-ÖØ-öø-ÿ'’-]*"
+_CAP = r"[A-ZÀ-ÖØ-Þ][A-Za-zÀ-ÖØ-öø-ÿ'’-]*"
+
+
+def name_length(value: str) -> int | None:
+    """Length of the leading run of name words in ``value`` (``None`` if it starts with a common word)."""
+    end = 0
+    for match in re.finditer(r"\S+", value):
+        word = match.group().strip(",.;:!?\"'()")
+        folded = word.lower().replace("'", "").replace("’", "")
+        if not word or folded in STOPWORDS or not word[0].isalpha() or len(word) < 2:
+            break
+        end = match.start() + len(match.group().rstrip(",.;:!?\"')"))
+        if match.group() != match.group().rstrip(",.;:!?\"')"):
+            break
+    return end or None
+
+
+def _capitalized(value: str) -> bool:
+    return all(w[0].isupper() for w in value.split())
+
+
+_I = re.IGNORECASE
+_ANY_NAME = r"(?P<v>" + _WORD + r"(?:[ \t]+" + _WORD + r"){0,2})"
+_CAP_NAME = r"(?P<v>" + _CAP + r"(?:[ \t]+" + _CAP + r"){0,2})"
+
+RULES: tuple[Rule, ...] = (
+    Rule("PERSON", re.compile(
+        r"\b(?:my name is|my name's|my names|call me|i am called|i'm called|named|mein name ist|ich hei(?:ß|ss)e|"
+        r"je m'appelle|mon nom est|me llamo|mi nombre es|mi chiamo|il mio nome è|mijn naam is|ik heet)"
+        r"\s+" + _ANY_NAME, _I),
+        group="v", score=0.85, refine=name_length,
+        hint=("name", "call", "hei", "appelle", "nom", "llamo", "nombre", "chiamo", "naam", "heet"),
+        name="trustlayer:name_intro"),
+    Rule("PERSON", re.compile(
+        r"\b(?:i'm|i am|this is|it's|ich bin|je suis|soy|sono|ik ben)\s+" + _CAP_NAME, _I),
+        group="v", score=0.6, refine=name_length, validate=_capitalized,
+        hint=("i'm", "i am", "this is", "it's", "bin", "suis", "soy", "sono", "ben"), name="trustlayer:name_self"),
+    Rule("PERSON", re.compile(
+        r"(?:^|\n)[ \t]*(?:hi|hello|hey|dear|hallo|liebe[r]?|sehr geehrte[r]?(?: herr| frau)?|bonjour|salut|"
+        r"cher|ch[èe]re|hola|estimad[oa]|querid[oa]|ciao|car[oa]|gentile|buongiorno|beste|hoi|good morning|"
+        r"good afternoon|good evening|morning|thanks|thank you)[ \t,]+" + _ANY_NAME + r"(?=\s*(?:[,!.:;\n]|$))",
+        _I), group="v", score=0.8, refine=name_length, name="trustlayer:name_greeting"),
+    Rule("PERSON", re.compile(
+        r"(?:regards|best|cheers|thanks|thank you|sincerely|yours|br|kind regards|best wishes|grüße|grüsse|"
+        r"gruß|gruss|lg|cordialement|bien à vous|saludos|atentamente|un saluto|saluti|groet|groeten)[,.!]?"
+        r"[ \t]*\n[ \t]*" + _ANY_NAME + r"[ \t]*(?=\n|$)", _I),
+        group="v", score=0.8, refine=name_length, name="trustlayer:name_signoff"),
+    Rule("PERSON", re.compile(
+        r"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Herr|Frau|Mme|Mlle|Sr|Sra|Srta|Sig|Sig\.ra|Dott|Dott\.ssa|Dhr|Mevr)"
+        r"\.?[ \t]+" + _CAP_NAME),
+        group="v", score=0.85, refine=name_length, name="trustlayer:name_title"),
+    Rule("PERSON", re.compile(
+        r"(?:^|(?<=[\s{,\"']))[\"']?(?:name|full[_ ]?name|first[_ ]?name|last[_ ]?name|given[_ ]?name|"
+        r"family[_ ]?name|surname|patient(?:[_ ]name)?|customer(?:[_ ]name)?|contact(?:[_ ]name)?|"
+        r"employee(?:[_ ]name)?|recipient|attn|vorname|nachname|nom|pr[ée]nom|nombre|apellidos?|nome|cognome|"
+        r"naam|voornaam|achternaam)[\"']?[ \t]*[:=][ \t]*[\"']?" + _ANY_NAME, _I),
+        group="v", score=0.8, refine=name_length,
+        hint=("name", "patient", "customer", "contact", "employee", "recipient", "attn", "nom", "nombre",
+              "apellido", "naam"), name="trustlayer:name_field"),
+)
