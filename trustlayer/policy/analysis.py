@@ -114,21 +114,21 @@ def _senders(engine: PolicyEngine, everything: list[Endpoint]) -> list[Endpoint]
     return [device or Endpoint(id="device", kind=Kind.DEVICE, jurisdiction=engine.subject_jurisdiction or "EU")]
 
 
-def _contexts(engine: PolicyEngine) -> list[tuple[int, Endpoint, str | None]]:
-    """(applicable-rule mask, example recipient, subject), one per distinct mask and recipient label.
+def _contexts(engine: PolicyEngine) -> list[tuple[int, Endpoint, Endpoint, str | None]]:
+    """(applicable-rule mask, example sender, recipient, subject), one per distinct mask and recipient label.
 
     A declared endpoint is labelled by its id, a profile by ``any <kind>``.
     """
     everything = profiles(engine)
     declared = list(engine.endpoints.values())
-    seen: dict[tuple[int, str], tuple[int, Endpoint, str | None]] = {}
+    seen: dict[tuple[int, str], tuple[int, Endpoint, Endpoint, str | None]] = {}
     for sender in _senders(engine, everything):
         for recipient in (*declared, *everything):
             label = recipient.id if recipient.id in engine.endpoints else f"any {recipient.kind.value}"
             for subject in _subject_reps(engine):
                 route = Route.between(sender, recipient, subject_jurisdiction=subject)
                 mask = engine.applicable(sender, recipient, route.channel.value, subject)
-                seen.setdefault((mask, label), (mask, recipient, subject))
+                seen.setdefault((mask, label), (mask, sender, recipient, subject))
     return list(seen.values())
 
 
@@ -149,7 +149,7 @@ def shadowed(engine: PolicyEngine) -> list[Warning_]:
     for r in p.rules:
         uncurable = r.effect == "forbid" and (r.route_local or not r.transforms)
         live, blockers, applies = False, -1, False
-        for applicable, _, _ in contexts:
+        for applicable, _, _, _ in contexts:
             if not applicable & r.bit:
                 continue
             applies = True
@@ -201,7 +201,7 @@ def prove(engine: PolicyEngine) -> list[Path]:
     """
     p = engine.policy
     paths: dict[tuple[str, str, str], Path] = {}
-    for applicable, recipient, subject in _contexts(engine):
+    for applicable, _, recipient, subject in _contexts(engine):
         label = recipient.id if recipient.id in engine.endpoints else f"any {recipient.kind.value}"
         for present in _class_sets(engine):
             j = engine.judge(applicable, 0, present)
