@@ -18,12 +18,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from datetime import UTC, datetime
+import time
 from typing import Any
 
 from trustlayer.provenance.dsse import sign_envelope
 from trustlayer.provenance.keys import SigningKey
-from trustlayer.provenance.records import format_time
 from trustlayer.provenance.sequence import SequenceCounter
 from trustlayer.routing.router import PrivateRouter
 from trustlayer.stages import Signed
@@ -40,7 +39,7 @@ _STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 
 
 def training_statement(router: PrivateRouter, *, key_id: str, sequence: int, nonce: str,
-                       time: str) -> dict[str, Any]:
+                       time_ms: int) -> dict[str, Any]:
     """The in-toto statement for a trained router, as a JSON-ready dict without floats."""
     card = router.card
     privacy = card.privacy.model_dump(mode="json")
@@ -53,7 +52,7 @@ def training_statement(router: PrivateRouter, *, key_id: str, sequence: int, non
         "predicateType": TRAINING_PREDICATE,
         "predicate": {
             "event": "router-training",
-            "conversation": f"router-training-{card.weights_sha256[:16]}",
+            "conversation_id": f"router-training-{card.weights_sha256[:16]}",
             "trainer_key_id": card.trainer_key_id,
             "created": card.created,
             "architecture": card.architecture,
@@ -63,7 +62,7 @@ def training_statement(router: PrivateRouter, *, key_id: str, sequence: int, non
             "key_id": key_id,
             "sequence": sequence,
             "nonce": nonce,
-            "time": time,
+            "time": time_ms,
         },
     }
 
@@ -76,7 +75,7 @@ def training_record(router: PrivateRouter, *, key: SigningKey, sequence: Sequenc
     hand out numbers the log already holds, which ``trustlayer audit verify`` reports as a replay.
     """
     statement = training_statement(router, key_id=key.key_id, sequence=sequence.next(),
-                                   nonce=os.urandom(16).hex(), time=format_time(datetime.now(UTC)))
+                                   nonce=os.urandom(16).hex(), time_ms=time.time_ns() // 1_000_000)
     payload = json.dumps(statement, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
     envelope = sign_envelope(payload, STATEMENT_MEDIA_TYPE, key)
     return Signed(envelope=envelope, digest=hashlib.sha256(envelope).hexdigest())

@@ -3,7 +3,7 @@
     >>> from trustlayer.routing.simulate import simulated_routing_set
     >>> data = simulated_routing_set(200, seed=7)
     >>> len(data), sorted(data[0].signals)
-    (200, ['entropy', 'mean_logprob'])
+    (200, ['mean_entropy', 'mean_logprob'])
 
 Nothing here was asked by a person or answered by a model. Each prompt comes from a
 template (arithmetic, capitals, definitions, translation, summaries, code, legal and
@@ -98,7 +98,7 @@ def simulated_routing_set(n: int, *, seed: int, label_noise: float = 0.05) -> li
             sufficed = not sufficed
         signals = {
             "mean_logprob": round(-(0.3 + 2.2 * difficulty) + rng.gauss(0.0, 0.35), 4),
-            "entropy": round(0.4 + 2.5 * difficulty + rng.gauss(0.0, 0.45), 4),
+            "mean_entropy": round(0.4 + 2.5 * difficulty + rng.gauss(0.0, 0.45), 4),
         }
         out.append(RoutingExample(prompt=text, signals=signals, local_sufficed=sufficed))
     return out
