@@ -12,13 +12,15 @@ in a thread, for tests, benchmarks and the demo::
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
+import signal
 import socket
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -212,5 +214,31 @@ def serve(config_path: str, upstream: str | None, host: str | None, port: int | 
     click.echo(f"trustlayer proxy on http://{settings.host}:{settings.port}/v1 -> endpoint "
                f"{settings.upstream.id!r} ({len(settings.api_keys)} client key(s))", err=True)
     # The access log would print query strings, which may hold a client's raw data.
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
-                lifespan="on", timeout_graceful_shutdown=_GRACE_SECONDS)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
+                            lifespan="on", timeout_graceful_shutdown=_GRACE_SECONDS)
+    _graceful_server_class()(config).run()
+    click.echo("trustlayer proxy stopped", err=True)
+
+
+def _graceful_server_class() -> type[Any]:
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        """uvicorn's server, but a SIGTERM/SIGINT ends it with exit status 0 after the graceful shutdown.
+
+        (uvicorn re-raises the signal after shutting down, so the process would die of it.)
+        """
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return GracefulServer
