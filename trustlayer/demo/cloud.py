@@ -29,6 +29,7 @@ class RecordingCloud:
         self._lock = threading.Lock()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on, keeping a copy of what arrived."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

@@ -67,11 +67,13 @@ class Scenario:
         return observer
 
     def check(self, name: str, held: bool, detail: str = "") -> None:
+        """Record and print one check."""
         self.checks.append(Check(name, held, detail))
         mark = "[green]held[/]" if held else "[red]FAILED[/]"
         self.console.print(f"  {mark}  {name}" + (f" [dim]({detail})[/]" if detail else ""))
 
     def show_hops(self, start: int) -> None:
+        """Print the hops recorded since ``start`` as a table (from the gate's observer)."""
         table = Table(show_header=True, header_style="bold", expand=False)
         for col in ("#", "who", "hop", "route", "found", "decision", "rules"):
             table.add_column(col)
@@ -89,6 +91,7 @@ class Scenario:
     # ── step 1 and 2: the device assistant ─────────────────────────────────────────────────
 
     def device(self) -> None:
+        """Steps 1 and 2: the device assistant."""
         tl = TrustLayer.from_config(self.workspace.phone, observer=self._observe("phone"))
         try:
             self._assistant(tl)
@@ -149,6 +152,7 @@ class Scenario:
     # ── step 3: agents ─────────────────────────────────────────────────────────────────────
 
     def agents(self) -> None:
+        """Step 3: two agents, one forged and one replayed message."""
         self.console.rule("[bold]3. Two agents exchange signed messages")
         planner = TrustLayer.from_config(self.workspace.planner, observer=self._observe("planner"))
         reviewer = TrustLayer.from_config(self.workspace.reviewer, observer=self._observe("reviewer"))
@@ -191,6 +195,7 @@ class Scenario:
     # ── step 4: the audit log ──────────────────────────────────────────────────────────────
 
     def verify(self) -> bool:
+        """Step 4: verify the whole audit log with the three public keys."""
         from trustlayer.audit.store import open_store
         from trustlayer.audit.verify import verify_log
         from trustlayer.provenance import Keyring, VerifyKey
