@@ -81,7 +81,8 @@ def receive_message(layer: TrustLayer, message: AgentMessage) -> Inbound:
     return layer.gate.inbound(content, route, envelope=message.envelope_bytes())
 
 
-def agent(name: str, *, layer: TrustLayer | None = None) -> Any:
+def agent(name: str, *, layer: TrustLayer | None = None,
+          ) -> Callable[[Callable[..., Any]], Callable[[AgentMessage], Any]]:
     """Make ``handler(text) -> str`` the gated endpoint of agent ``name``.
 
     The wrapped handler takes an ``AgentMessage``, authenticates it, calls the handler
