@@ -49,13 +49,15 @@ def assemble(cls: type[TrustLayer], cfg: Config, *,
         store_url = "sqlite:///" + str(db)
     store = open_store(store_url, log_key=log_key, keyring=keyring, checkpoint_every=cfg.audit.checkpoint_every)
     verifier = None
+    holder: list[Gate] = []
     if cfg.verify.endpoints:
-        from trustlayer.verifiers.setup import consensus_from_config
+        from trustlayer._verify_setup import consensus_from_config
 
-        verifier = consensus_from_config(cfg, store=store)
+        verifier = consensus_from_config(cfg, store=store, gate=lambda: holder[0])
     gate = Gate(detector=redactor, decider=policy, transformer=redactor, restorer=redactor, signer=signer,
                 recorder=store, authenticator=authenticator, verifier=verifier, identity=cfg.identity.id,
                 endpoints=cfg.endpoints, timeouts=cfg.gate.timeouts, observer=observer)
+    holder.append(gate)
     # Conversation ids are keyed with the record salt: stable per deployment, meaningless outside it.
     salt = load_salt(cfg.resolve(cfg.identity.key).parent / "record.salt")
     secret = hmac.new(salt, b"trustlayer conversation ids", hashlib.sha256).digest()
