@@ -107,7 +107,7 @@ class Vault:
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=30000")
             db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise RedactionError(f"vault {where!r} could not be opened: {exc}") from exc
         return cls(db, bytes(key), ttl_seconds=ttl_seconds, where=where)
 

@@ -88,7 +88,7 @@ _ADDRESS_CONTEXT = ("live at", "lives at", "living at", "address", "located at",
                     "moved to", "send it to", "mail it to", "wohne", "adresse", "dirección", "indirizzo", "adres",
                     "home at", "stay at", "staying at")
 
-_DE_ADDRESS = (r"\b(?:" + _NAME + r"-){0,3}" + _NAME_ANY +
+_DE_ADDRESS = (r"\b(?:" + _NAME + r"-){0,3}[A-ZÄÖÜ][\wäöüß-]{2,}?" +
                r"(?i:straße|strasse|str\.|weg|allee|platz|gasse|ring|damm|ufer|chaussee|steig|pfad)"
                r"\s+\d{1,4}\s?[a-zA-Z]?\b(?:,?\s*\d{5}\s+" + _NAME + r")?")
 _FR_ADDRESS = (r"(?:\b\d{1,4}(?:\s?(?:bis|ter))?,?\s+)?\b(?i:rue|avenue|av\.|boulevard|bd|place|chemin|impasse|"
