@@ -1,0 +1,145 @@
+"""TrustLayer.from_config with every real stage: Presidio, the eu-gdpr policy, Ed25519 records,
+the SQLite audit log, and a real OpenAI-compatible server on 127.0.0.1 standing in for the cloud."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from proxy_upstream import Upstream, create_upstream
+
+from trustlayer import Blocked, TrustLayer, agent, conversation, guard, receive_message, route, send_message
+from trustlayer.audit.store import open_store
+from trustlayer.audit.verify import verify_log
+from trustlayer.demo.workspace import Workspace, prepare
+from trustlayer.intercept.proxy_cli import BackgroundServer
+from trustlayer.provenance import Keyring, SigningKey, VerifyKey
+
+NAME = "Maria Schmidt"
+EMAIL = "maria.schmidt@example.de"
+TOKEN = "ghp_8kZ2mQ9xR4vT7wY1bN5cL3pD6fH0jS2aE4gU"
+
+
+@pytest.fixture(scope="module")
+def cloud() -> Iterator[tuple[Upstream, str]]:
+    state = Upstream()
+    with BackgroundServer(create_upstream(state)) as server:
+        yield state, server.url
+
+
+@pytest.fixture()
+def ws(tmp_path: Path, cloud: tuple[Upstream, str]) -> Workspace:
+    return prepare(tmp_path / "demo", cloud[1] + "/v1")
+
+
+def verify(ws: Workspace) -> Any:
+    ring = Keyring()
+    for p in ws.public_keys:
+        ring.add(VerifyKey.from_file(p), owner=p.name.split(".")[0])
+    store = open_store(f"sqlite:///{ws.audit_db}")
+    try:
+        return verify_log(store, record_keys=ring, log_keys=ring)
+    finally:
+        store.close()
+
+
+def test_personal_data_and_credential_leave_pseudonymized_and_come_back(
+        ws: Workspace, cloud: tuple[Upstream, str]) -> None:
+    state, _ = cloud
+    with TrustLayer.from_config(ws.phone) as tl:
+        @guard(layer=tl, to="us-cloud")
+        def ask(messages: list[dict[str, Any]]) -> dict[str, Any]:
+            return tl.client("us-cloud").complete(messages)
+
+        before = len(state.received)
+        with conversation("real-1"):
+            reply = ask([{"role": "system", "content": "be brief"},
+                         {"role": "user", "content": f"I am {NAME}, mail {EMAIL}, token {TOKEN}"}])
+        assert len(state.received) == before + 1
+        seen = state.last().everything()
+        for value in (NAME, EMAIL, TOKEN):
+            assert value not in seen
+        # The recording server echoes the user's text: the caller gets the raw values back.
+        assert reply["choices"][0]["message"]["content"] == f"You said: I am {NAME}, mail {EMAIL}, token {TOKEN}"
+    assert verify(ws).ok
+
+
+def test_health_data_router_pick_is_rerouted_and_recorded(ws: Workspace, cloud: tuple[Upstream, str]) -> None:
+    state, _ = cloud
+    with TrustLayer.from_config(ws.phone) as tl:
+        @route(layer=tl)
+        def pick(prompt: str) -> str:
+            return "us-cloud"
+
+        with conversation("real-2"):
+            assert pick("Patient medical record number MRN 48213377 needs a refill") == "phone"
+            # sticky taint: a clean follow-up in the same conversation stays on the device too
+            assert pick("what time is it?") == "phone"
+        assert pick("what time is it?") == "us-cloud"
+
+        @route(layer=tl, fallback="block")
+        def strict(prompt: str) -> str:
+            return "us-cloud"
+
+        with pytest.raises(Blocked, match="health-stays-on-device|forbids"):
+            strict("Patient medical record number MRN 48213377 needs a refill")
+    report = verify(ws)
+    assert report.ok and report.size == 3  # two refusals rerouted + one block, each recorded
+
+
+def test_agents_authenticate_and_reject_forged_replayed_and_unknown(ws: Workspace) -> None:
+    with TrustLayer.from_config(ws.planner) as planner, TrustLayer.from_config(ws.reviewer) as reviewer:
+        @agent("reviewer", layer=reviewer)
+        def review(text: str) -> str:
+            return f"ok: {len(text)} characters"
+
+        msg = send_message(planner, to="reviewer", text=f"plan for {NAME}", conversation_id="a1")
+        reply = review(msg)
+        assert receive_message(planner, reply).message.text == f"ok: {len(msg.text)} characters"
+
+        with pytest.raises(Blocked, match="content mismatch"):
+            review(msg.model_copy(update={"text": msg.text + "!"}))
+        with pytest.raises(Blocked, match="replay"):
+            review(msg)
+        # A message signed by a key nobody trusts, dressed as the planner's.
+        mallory = SigningKey.generate()
+        from trustlayer.provenance.dsse import open_envelope, sign_envelope
+
+        verified = open_envelope(msg.envelope_bytes(), Keyring.from_config(planner.config))  # type: ignore[arg-type]
+        forged_env = sign_envelope(verified.payload, verified.payload_type, mallory)
+        forged = msg.model_copy(update={"envelope": base64.b64encode(forged_env).decode()})
+        with pytest.raises(Blocked, match="unknown key|untrusted|not trusted"):
+            review(forged)
+        with pytest.raises(Blocked, match="addressed to 'planner'"):
+            review(msg.model_copy(update={"recipient": "planner"}))
+    report = verify(ws)
+    assert report.ok, report.problems
+
+
+def test_any_stage_failure_blocks_and_is_recorded_with_real_stages(ws: Workspace,
+                                                                    cloud: tuple[Upstream, str]) -> None:
+    state, _ = cloud
+    with TrustLayer.from_config(ws.phone) as tl:
+        real = tl.gate._transformer  # noqa: SLF001 - fault injection into the real gate
+
+        class Broken:
+            def transform(self, *a: Any, **k: Any) -> Any:
+                raise OSError(f"vault unavailable for {NAME}")
+
+        tl.gate._transformer = Broken()  # type: ignore[assignment]
+        before = len(state.received)
+
+        @guard(layer=tl, to="us-cloud")
+        def ask(prompt: str) -> str:
+            return str(tl.client("us-cloud").complete([{"role": "user", "content": prompt}])["choices"][0])
+
+        with pytest.raises(Blocked, match="blocked at transform: OSError raised") as info:
+            ask(f"mail {EMAIL}")
+        assert NAME not in str(info.value)
+        assert len(state.received) == before
+        tl.gate._transformer = real
+    report = verify(ws)
+    assert report.ok and report.size == 1
