@@ -20,6 +20,8 @@ _MIN_CHECKED = 4
 
 def check_findings(message: Message, findings: Sequence[Finding]) -> str | None:
     """Return why ``findings`` are invalid for ``message``, or ``None`` when they are sound."""
+    if not findings:
+        return None
     fields = dict(message.texts())
     for f in findings:
         if not isinstance(f, Finding):

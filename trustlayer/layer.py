@@ -57,6 +57,7 @@ class TrustLayer:
         self._clients: dict[str, ChatEndpoint] = dict(clients or {})
         self._closers = list(closers)
         self._lock = threading.Lock()
+        self._routes: dict[tuple[str, str | None], Route] = {}
 
     # ── construction ─────────────────────────────────────────────────────────────────────
 
@@ -96,7 +97,12 @@ class TrustLayer:
 
     def route_to(self, endpoint_id: str, *, subject_jurisdiction: str | None = None) -> Route:
         """The route from this process's endpoint to ``endpoint_id``."""
-        return Route.between(self.me, self.endpoint(endpoint_id), subject_jurisdiction=subject_jurisdiction)
+        key = (endpoint_id, subject_jurisdiction)
+        found = self._routes.get(key)
+        if found is None:
+            found = Route.between(self.me, self.endpoint(endpoint_id), subject_jurisdiction=subject_jurisdiction)
+            self._routes[key] = found
+        return found
 
     def endpoint_for_url(self, url: str) -> Endpoint | None:
         """The declared endpoint whose ``url`` is the longest prefix of ``url``."""
