@@ -68,7 +68,7 @@ def llm(prompt: str) -> str:
 
 def measure(fn: Callable[[str], str], n: int) -> list[float]:
     out = []
-    for i in range(n):
+    for _ in range(n):
         t = time.perf_counter_ns()
         fn("hello there")
         out.append((time.perf_counter_ns() - t) / 1000)
