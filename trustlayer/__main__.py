@@ -1,0 +1,5 @@
+"""``python -m trustlayer`` runs the ``trustlayer`` command."""
+
+from trustlayer.cli import main
+
+main()
