@@ -48,10 +48,16 @@ HONEST_FORMATS: list[Callable[[int], str]] = [
 ]
 
 
+def _completion(body: dict[str, Any], reply: str) -> JSONResponse:
+    return JSONResponse({"id": "x", "object": "chat.completion", "model": body["model"],
+                         "choices": [{"index": 0, "finish_reason": "stop",
+                                      "message": {"role": "assistant", "content": reply}}]})
+
+
 @dataclass
 class Server:
     name: str
-    behaviour: str  # honest | wrong | hang | fail
+    behaviour: str  # honest | wrong | hang | fail | echo
     received: list[dict[str, Any]] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
     url: str = ""
@@ -65,6 +71,8 @@ class Server:
                     await asyncio.sleep(0.05)
             if self.behaviour == "fail":
                 return JSONResponse({"error": {"message": "boom"}}, status_code=500)
+            if self.behaviour == "echo":
+                return _completion(body, body["messages"][-1]["content"])
             try:
                 n = _sum(body)
             except ValueError:
@@ -72,9 +80,7 @@ class Server:
             else:
                 reply = (HONEST_FORMATS[len(self.received) % 3](n) if self.behaviour == "honest"
                          else f"The answer is {n + 1}.")
-            return JSONResponse({"id": "x", "object": "chat.completion", "model": body["model"],
-                                 "choices": [{"index": 0, "finish_reason": "stop",
-                                              "message": {"role": "assistant", "content": reply}}]})
+            return _completion(body, reply)
 
         return Starlette(routes=[StarletteRoute("/v1/chat/completions", complete, methods=["POST"])])
 

@@ -31,13 +31,16 @@ from trustlayer.verifiers.askers import Asker
 from trustlayer.verifiers.reputation import Reputation
 from trustlayer.verifiers.tally import tally
 
-__all__ = ["Consensus", "Policy", "Prepare", "Scorer", "response_text"]
+__all__ = ["Consensus", "Policy", "Prepare", "Restore", "Scorer", "response_text"]
 
 Prepare = Callable[[Endpoint], "Message | None | Awaitable[Message | None]"]
 """Gives the message as it may go to one endpoint, or ``None`` (or raises ``Blocked``) when it may not."""
 
 Policy = Callable[[Message, Route], "Message | None | Awaitable[Message | None]"]
 """The gate's outbound path for one route: ``lambda m, r: gate.outbound(m, r).message``."""
+
+Restore = Callable[[Message], Message]
+"""Restores a conversation's placeholders in a response (``Restorer.restore``)."""
 
 Scorer = Callable[[Message, str], Mapping[str, float]]
 """Extra evidence for an accepted answer, e.g. the local model's log-probabilities of it."""
@@ -61,7 +64,10 @@ class Consensus:
     """A ``Verifier`` that asks a panel of endpoints and counts agreeing answers.
 
     ``panel`` lists the endpoints consensus may ask, in order of preference; ``policy``
-    prepares the request for each (required: without it nothing may be sent). With a
+    prepares the request for each (without one nothing is sent: :meth:`verify` raises until
+    :meth:`bind` supplies it). ``restore`` puts the conversation's placeholders back into
+    each panel answer (the gate's ``Restorer.restore``), so that panel answers compare with
+    the primary's restored answer; an answer it cannot restore does not vote. With a
     ``reputation``, every verified verdict updates each endpoint's agreement history, and
     endpoints whose dissent rate is at least ``exclude_above`` are not asked (abstention
     ``reputation``) while enough others remain. ``scorer`` adds evidence for the accepted
@@ -73,7 +79,8 @@ class Consensus:
         panel: Sequence[Endpoint],
         *,
         asker: Asker,
-        policy: Policy,
+        policy: Policy | None,
+        restore: Restore | None = None,
         reputation: Reputation | None = None,
         exclude_above: float | None = None,
         scorer: Scorer | None = None,
@@ -89,9 +96,21 @@ class Consensus:
         self._panel = tuple(panel)
         self._asker = asker
         self._policy = policy
+        self._restore = restore
         self._reputation = reputation
         self._exclude_above = exclude_above
         self._scorer = scorer
+
+    def bind(self, *, policy: Policy, restore: Restore | None = None) -> None:
+        """Supply the gate's hooks after the gate is built (the gate needs its verifier first).
+
+        Raises ``ConfigError`` when a policy is already bound: the chain is fixed once used.
+        """
+        if self._policy is not None:
+            raise ConfigError("consensus already has a policy; it cannot be replaced")
+        self._policy = policy
+        if restore is not None:
+            self._restore = restore
 
     @property
     def panel(self) -> tuple[Endpoint, ...]:
@@ -181,6 +200,8 @@ class Consensus:
                               f"{len(panel_ids)} ({', '.join(panel_ids) or 'none'})")
         answers, abstained = await self.gather(chosen, prepare, deadline=deadline)
         abstained.update(skipped)
+        if self._restore is not None and request is not None:
+            answers = await asyncio.to_thread(self._restored, answers, abstained, request.conversation_id)
         if primary is not None:
             answers[primary[0].id] = primary[1]
         wall = time.perf_counter() - started
@@ -196,6 +217,21 @@ class Consensus:
             extra = await asyncio.to_thread(self._scorer, request, verdict.answer)
             verdict = verdict.model_copy(update={"evidence": {**verdict.evidence, **extra}})
         return verdict
+
+    def _restored(self, answers: dict[str, str], abstained: dict[str, str],
+                  conversation_id: str) -> dict[str, str]:
+        """Panel answers with placeholders restored; one that fails to restore abstains (fail closed)."""
+        if self._restore is None:
+            return answers
+        out: dict[str, str] = {}
+        for endpoint_id, text in answers.items():
+            wrapped = Message.from_openai([{"role": "assistant", "content": text}],
+                                          conversation_id=conversation_id)
+            try:
+                out[endpoint_id] = response_text(self._restore(wrapped))
+            except Exception as exc:  # fail closed: an answer we cannot restore does not vote
+                abstained[endpoint_id] = f"error: restore {type(exc).__name__}"
+        return out
 
     def _choose(self, count: int, *, exclude: str | None) -> tuple[list[Endpoint], dict[str, str]]:
         """Up to ``count`` panel endpoints to ask, preferring those in good standing."""
@@ -221,6 +257,9 @@ class Consensus:
         request as ``policy`` prepares it on the route redirected to each.
         """
         policy = self._policy
+        if policy is None:
+            raise ConfigError("consensus has no policy to prepare messages with; call bind(policy=...) "
+                              "with the gate's outbound path first")
 
         def prepare(endpoint: Endpoint) -> Message | None | Awaitable[Message | None]:
             return policy(request, route.to(endpoint))
