@@ -82,7 +82,7 @@ def test_deleted_entry_with_indices_renumbered(filled_log: Path, trust_args: lis
          ("UPDATE entries SET idx = idx - 1 WHERE idx > 20", ()))
     result = _verify(filled_log, trust_args)
     assert result.exit_code == 1
-    assert "entry 20: key" in result.output and "record(s) 20 are missing (deleted)" in result.output
+    assert "entry 20: key" in result.output and "record(s) 21 are missing (deleted" in result.output
     assert "signs 40 entries but the log holds 39" in result.output
 
 
@@ -127,14 +127,14 @@ def test_forged_insert_by_untrusted_key(filled_log: Path, trust_args: list[str])
 def test_forged_insert_by_trusted_key(filled_log: Path, trust_args: list[str], signer: RecordSigner) -> None:
     # An insider holding the signing key: the signature is fine, the sequence is a replay
     # and the checkpoints no longer match.
-    forged = signer.envelope(sequence=12, outcome="allow")
+    forged = signer.envelope(sequence=12, outcome="allow")  # entry 11 holds sequence 12
     _sql(filled_log, ("UPDATE entries SET idx = -idx - 1 WHERE idx >= 12", ()),
          ("UPDATE entries SET idx = -idx WHERE idx < 0", ()),
          ("INSERT INTO entries VALUES (12, ?, ?, 0)", (forged, leaf_hash(forged))))
     result = _verify(filled_log, trust_args)
     assert result.exit_code == 1
-    assert "entry 13: replays sequence 12" in result.output
-    assert "first suspicious entry: 12" in result.output or "first suspicious entry: 13" in result.output
+    assert "entry 12: replays sequence 12" in result.output
+    assert "first suspicious entry: 12" in result.output
 
 
 def test_replaced_checkpoint(filled_log: Path, trust_args: list[str]) -> None:
@@ -174,7 +174,7 @@ def test_fork_against_saved_checkpoint(filled_log: Path, trust_args: list[str], 
     # Two copies of one log grow apart; a checkpoint saved from one exposes the other.
     twin = tmp_path / "twin.db"
     shutil.copy(filled_log, twin)
-    fork_signer = RecordSigner(signer.key, endpoint="phone", start=40)
+    fork_signer = RecordSigner(signer.key, endpoint="phone", start=41)
     with SQLiteStore(twin, log_key=log_key, checkpoint_every=8) as store:
         for _ in range(8):
             store.record(fork_signer.envelope(conversation="twin"))
@@ -193,7 +193,7 @@ def test_replayed_key_sequence(filled_log: Path, trust_args: list[str]) -> None:
     _sql(filled_log, ("INSERT INTO entries VALUES (40, ?, ?, 0)", (env, leaf_hash(env))))
     result = _verify(filled_log, trust_args)
     assert result.exit_code == 1
-    assert "entry 40: replays sequence 7 of key" in result.output
+    assert "entry 40: replays sequence 8 of key" in result.output
     assert "first recorded at entry 7" in result.output
 
 

@@ -15,10 +15,11 @@ from trustlayer.audit.verify import VerifyReport
 __all__ = ["entries_table", "provenance_tree", "report_lines", "reputation_table"]
 
 
-def _when(seconds: int) -> str:
-    if not seconds:
+def _when(millis: int) -> str:
+    """Unix milliseconds (the record time format) as UTC text."""
+    if not millis:
         return "-"
-    return _dt.datetime.fromtimestamp(seconds, tz=_dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    return _dt.datetime.fromtimestamp(millis / 1000, tz=_dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def entries_table(rows: Sequence[tuple[int, RecordView | IndexedEntry | None, str | None]], title: str) -> Table:
@@ -78,7 +79,7 @@ def reputation_table(rows: Sequence[Reputation]) -> Table:
         decided = r.agreements + r.dissents
         rate = f"{100 * r.agreements / decided:.1f}%" if decided else "-"
         table.add_row(r.endpoint, str(r.agreements), str(r.dissents), str(r.abstentions), rate,
-                      _when(r.updated_at))
+                      _when(r.updated_at * 1000))
     return table
 
 

@@ -269,15 +269,21 @@ class SQLLogStore(ABC):
         return int(self._exec(conn, "SELECT count(*) FROM checkpoints").fetchone()[0]) > 0
 
     def close(self) -> None:
-        """Commit what is queued, sign a final checkpoint, close the connections."""
+        """Commit what is queued, sign a final checkpoint, close the connections.
+
+        Raises ``AuditError`` (after closing) when the final checkpoint cannot be signed,
+        e.g. because the log was damaged underneath this store.
+        """
         if self._closed:
             return
         self._closed = True
-        if self._committer is not None:
-            self._committer.close()
-            self.checkpoint()
-        self._wconn.close()
-        self._rconn.close()
+        try:
+            if self._committer is not None:
+                self._committer.close()
+                self.checkpoint()
+        finally:
+            self._wconn.close()
+            self._rconn.close()
 
     def __enter__(self) -> SQLLogStore:
         return self
@@ -396,7 +402,7 @@ class SQLLogStore(ABC):
     def search(self, *, conversation: str | None = None, endpoint: str | None = None,
                outcome: str | None = None, direction: str | None = None, entity_type: str | None = None,
                since: int | None = None, until: int | None = None, limit: int = 100) -> list[IndexedEntry]:
-        """Verified, indexed entries matching every given filter, newest first (``since``/``until``: unix s)."""
+        """Verified, indexed entries matching every given filter, newest first (``since``/``until``: Unix ms)."""
         where: list[str] = ["verified = 1"]
         params: list[Any] = []
         for column, value in (("conversation_id", conversation), ("outcome", outcome), ("direction", direction)):

@@ -176,20 +176,21 @@ def tail_cmd(db: str, count: int, config: Path | None, trust: tuple[Path, ...]) 
     _out.print(_render.entries_table(rows, f"last {len(rows)} of {size} entries"))
 
 
-def _epoch(value: str | None, name: str) -> int | None:
+def _epoch_ms(value: str | None, name: str) -> int | None:
+    """A time option (unix seconds or ISO 8601) as Unix milliseconds, the record time format."""
     if value is None:
         return None
     import datetime as dt
 
     try:
         if value.isdigit():
-            return int(value)
+            return int(value) * 1000
         parsed = dt.datetime.fromisoformat(value)
     except ValueError as exc:
         raise click.BadParameter(f"{value!r} is neither unix seconds nor an ISO 8601 time", param_hint=name) from exc
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
-    return int(parsed.timestamp())
+    return int(parsed.timestamp() * 1000)
 
 
 @audit.command("search")
@@ -213,7 +214,8 @@ def search_cmd(db: str, conversation: str | None, endpoint: str | None, outcome:
         t = _trust(store, config, trust)
         store.refresh_index(t.records)
         found = store.search(conversation=conversation, endpoint=endpoint, outcome=outcome, direction=direction,
-                             entity_type=entity_type, since=_epoch(since, "--since"), until=_epoch(until, "--until"),
+                             entity_type=entity_type, since=_epoch_ms(since, "--since"),
+                             until=_epoch_ms(until, "--until"),
                              limit=limit)
     _out.print(_render.entries_table([(e.index, e, None) for e in found], f"{len(found)} matching entries"))
 

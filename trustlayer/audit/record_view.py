@@ -9,13 +9,10 @@ the rest.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
-from typing import Any
 
-from trustlayer.errors import SignatureError
-from trustlayer.provenance.dsse import open_envelope
 from trustlayer.provenance.keys import Keyring
+from trustlayer.provenance.records import Record
 
 __all__ = ["RecordView", "read_record", "record_digest"]
 
@@ -27,7 +24,7 @@ def record_digest(envelope: bytes) -> str:
 
 @dataclass(frozen=True, slots=True)
 class RecordView:
-    """The fields of a verified hop record that the log uses."""
+    """The fields of a verified hop record that the log uses (``time``: Unix milliseconds)."""
 
     digest: str
     key_id: str
@@ -43,47 +40,29 @@ class RecordView:
     parents: tuple[str, ...]
 
 
-def _get(doc: Any, *path: str) -> Any:
-    for name in path:
-        if not isinstance(doc, dict) or name not in doc:
-            raise SignatureError(f"record predicate has no field {'.'.join(path)!r}")
-        doc = doc[name]
-    return doc
-
-
-def _opt(doc: Any, *path: str, default: Any = None) -> Any:
-    try:
-        return _get(doc, *path)
-    except SignatureError:
-        return default
-
-
 def read_record(envelope: bytes, keyring: Keyring) -> RecordView:
     """Verify ``envelope`` with ``keyring``, then read the fields the log needs.
 
-    Raises ``SignatureError`` for an untrusted key, a bad signature or a malformed record.
+    Raises ``SignatureError`` for an untrusted key, a bad signature or a malformed record
+    (``trustlayer.provenance.records.Record.from_envelope`` does both).
     """
-    verified = open_envelope(envelope, keyring)
-    try:
-        statement = json.loads(verified.payload)
-    except ValueError as exc:
-        raise SignatureError("record payload is not valid JSON") from exc
-    predicate = _get(statement, "predicate")
-    sequence = _get(predicate, "sequence")
-    if not isinstance(sequence, int) or isinstance(sequence, bool) or sequence < 0:
-        raise SignatureError(f"record sequence must be a non-negative integer, found {sequence!r}")
-    counts = _opt(predicate, "entity_counts", default={}) or {}
+    record = Record.from_envelope(envelope, keyring)
+    p = record.predicate
+    if p.decision is not None:
+        outcome = p.decision.outcome
+    else:
+        outcome = "block" if p.direction == "block" else ""
     return RecordView(
-        digest=record_digest(envelope),
-        key_id=verified.key_id,
-        sequence=sequence,
-        conversation_id=str(_get(predicate, "conversation_id")),
-        sender=str(_opt(predicate, "route", "sender", default="")),
-        recipient=str(_opt(predicate, "route", "recipient", default="")),
-        direction=str(_opt(predicate, "direction", default="")),
-        outcome=str(_opt(predicate, "decision", "outcome", default="") or ""),
-        rule_ids=tuple(str(r) for r in _opt(predicate, "decision", "rule_ids", default=()) or ()),
-        entity_types=tuple(sorted(str(k) for k in counts)),
-        time=int(_opt(predicate, "time", default=0)),
-        parents=tuple(str(p) for p in _opt(predicate, "parents", default=()) or ()),
+        digest=record.digest,
+        key_id=record.key_id,
+        sequence=p.sequence,
+        conversation_id=p.conversation_id,
+        sender=p.route.sender,
+        recipient=p.route.recipient,
+        direction=p.direction,
+        outcome=outcome,
+        rule_ids=tuple(p.decision.rule_ids) if p.decision is not None else (),
+        entity_types=tuple(sorted(p.entity_counts)),
+        time=p.time,
+        parents=tuple(p.parents),
     )

@@ -10,8 +10,10 @@ signatures verify with keys the caller trusts. The checks:
 1. indices are contiguous from 0 (a hole is a deleted entry);
 2. each envelope verifies with a trusted key (else: modified, or an untrusted signer);
 3. per signing key, sequence numbers are unique (a repeat is a replayed record) and
-   without holes (a hole is a deleted record); they may arrive out of order, because
-   concurrent writers sign before they append;
+   without holes; they may arrive out of order, because concurrent writers sign before
+   they append. A hole where no matching checkpoint vouches for the entries fails (a
+   deleted record); inside the vouched prefix it is a warning (the signer skipped
+   numbers, e.g. after a crash: ``trustlayer.provenance.sequence`` reserves blocks);
 4. the RFC 9162 tree recomputed from the envelopes matches the root of every checkpoint
    (catches reordering, insertion and deletion even by a trusted signer), no checkpoint
    claims more entries than the log holds (truncation), successive checkpoints are
@@ -116,16 +118,34 @@ def _scan_entries(store: AuditStore, record_keys: Keyring, report: VerifyReport,
     return scan
 
 
-def _check_sequences(sequences: dict[str, _Seq], report: VerifyReport) -> None:
-    for key_id, seq in sequences.items():
+def _sequence_gaps(scan: _Scan) -> list[tuple[int, str]]:
+    """Holes in each key's sequence numbers, as (entry index where the next number appears, message)."""
+    gaps = []
+    for key_id, seq in scan.sequences.items():
         numbers = sorted(seq.first_at)
         for before, after in zip(numbers, numbers[1:], strict=False):
             if after != before + 1:
                 at = seq.first_at[after]
                 missing = f"{before + 1}" if after == before + 2 else f"{before + 1}..{after - 1}"
-                report.add("sequence-gap", f"entry {at}: key {key_id[:16]} jumps from sequence {before} (entry "
-                                           f"{seq.first_at[before]}) to {after}; record(s) {missing} are missing "
-                                           "(deleted)", at)
+                gaps.append((at, f"entry {at}: key {key_id[:16]} jumps from sequence {before} (entry "
+                                 f"{seq.first_at[before]}) to {after}; record(s) {missing} are missing"))
+    return gaps
+
+
+def _classify_gaps(gaps: list[tuple[int, str]], vouched: int, report: VerifyReport) -> None:
+    """A gap inside the checkpoint-vouched prefix cannot be a deletion: the signer skipped numbers.
+
+    ``trustlayer.provenance.sequence`` reserves numbers in blocks, so a signer crash (or a
+    record signed but never appended) leaves a hole. Where no matching checkpoint vouches
+    for the entries, a hole may equally be a deleted entry, so it fails verification.
+    """
+    for at, message in gaps:
+        if at < vouched:
+            report.warnings.append(f"{message}: signed but never appended (a signer crash); a matching "
+                                   f"checkpoint of size {vouched} rules out a deletion after it was signed")
+        else:
+            report.add("sequence-gap", f"{message} (deleted, or signed but never appended; no matching checkpoint "
+                                       "covers this entry)", at)
 
 
 def _open_checkpoints(stored: Sequence[StoredCheckpoint], saved: Sequence[bytes], log_keys: Keyring,
@@ -157,13 +177,15 @@ def _open_checkpoints(stored: Sequence[StoredCheckpoint], saved: Sequence[bytes]
     return [(n, c) for n, c in valid if c.origin == origin]
 
 
-def _suspect(report: VerifyReport, scan: _Scan, low: int, high: int) -> int | None:
+def _suspect(report: VerifyReport, scan: _Scan, gaps: list[tuple[int, str]], low: int, high: int) -> int | None:
     """The first entry in ``[low, high)`` to blame for a root mismatch.
 
-    An entry an entry-level check already blamed, else the first entry that holds a
-    later sequence of its key than an entry after it (the earlier of a swapped pair).
+    An entry an entry-level check already blamed (or where a key's sequence jumps), else
+    the first entry that holds a later sequence of its key than an entry after it (the
+    earlier of a swapped pair).
     """
     blamed = [p.index for p in report.problems if p.index is not None and low <= p.index < high]
+    blamed += [at for at, _ in gaps if low <= at < high]
     if blamed:
         return min(blamed)
     lowest_after: dict[str, int] = {}
@@ -180,9 +202,11 @@ def _suspect(report: VerifyReport, scan: _Scan, low: int, high: int) -> int | No
 
 
 def _check_checkpoints(checkpoints: list[tuple[str, Checkpoint]], tree: MerkleTree, scan: _Scan,
-                       report: VerifyReport) -> None:
+                       gaps: list[tuple[int, str]], report: VerifyReport) -> int:
+    """Check every checkpoint against the recomputed tree; return the size of the prefix they vouch for."""
     size = tree.size
     matched: list[Checkpoint] = []
+    failed: list[int] = []  # the first entry each failing checkpoint puts in doubt
     by_size: dict[int, tuple[str, Checkpoint]] = {}
     for name, cp in sorted(checkpoints, key=lambda nc: nc[1].size):
         other = by_size.get(cp.size)
@@ -192,12 +216,14 @@ def _check_checkpoints(checkpoints: list[tuple[str, Checkpoint]], tree: MerkleTr
                        cp.size - 1 if cp.size else None)
         by_size.setdefault(cp.size, (name, cp))
         if cp.size > size:
+            failed.append(size)
             report.add("truncated", f"{name}: signs {cp.size} entries but the log holds {size}; entries "
                                     f"{size}..{cp.size - 1} were removed (truncated)", size)
             continue
         if tree.root(cp.size) != cp.root:
             low = max((m.size for m in matched), default=0)
-            suspect = _suspect(report, scan, low, cp.size)
+            failed.append(low)
+            suspect = _suspect(report, scan, gaps, low, cp.size)
             where = (f"first suspicious entry: {suspect}" if suspect is not None
                      else f"first entry that can differ: {low}")
             report.add("root-mismatch", f"{name}: the tree recomputed from entries 0..{cp.size - 1} has a different "
@@ -217,6 +243,7 @@ def _check_checkpoints(checkpoints: list[tuple[str, Checkpoint]], tree: MerkleTr
     if size > covered:
         report.warnings.append(f"entries {covered}..{size - 1} are not covered by a checkpoint yet; removing them "
                                "would only be noticed against a saved checkpoint (--checkpoint)")
+    return min([covered, *failed])
 
 
 def verify_log(store: AuditStore, *, record_keys: Keyring, log_keys: Keyring, saved: Sequence[bytes] = (),
@@ -231,10 +258,11 @@ def verify_log(store: AuditStore, *, record_keys: Keyring, log_keys: Keyring, sa
     report = VerifyReport()
     tree = MerkleTree()
     scan = _scan_entries(store, record_keys, report, tree, progress)
-    _check_sequences(scan.sequences, report)
+    gaps = _sequence_gaps(scan)
     checkpoints = _open_checkpoints(store.checkpoints(), saved, log_keys, store.origin, report)
     report.checkpoints = len(checkpoints)
-    _check_checkpoints(checkpoints, tree, scan, report)
+    vouched = _check_checkpoints(checkpoints, tree, scan, gaps, report)
+    _classify_gaps(gaps, vouched, report)
     report.size = tree.size
     report.root = tree.root()
     report.latest = max((c for _, c in checkpoints), key=lambda c: c.size, default=None)

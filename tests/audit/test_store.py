@@ -1,0 +1,193 @@
+"""SQLiteStore: appends, group commit, checkpoints, proofs, the search index, reputation, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+from audit_recordkit import SALT, RecordSigner, keyring
+
+from trustlayer.audit._writer import GroupCommitter
+from trustlayer.audit.checkpoint import open_checkpoint
+from trustlayer.audit.merkle import MerkleTree, leaf_hash, verify_consistency, verify_inclusion
+from trustlayer.audit.sqlite_store import SQLiteStore
+from trustlayer.audit.store import AuditStore, open_store
+from trustlayer.audit.verify import verify_log
+from trustlayer.errors import AuditError, ConfigError
+from trustlayer.provenance.keys import Keyring, SigningKey
+from trustlayer.provenance.signer import RecordSigner as ProvenanceSigner
+from trustlayer.stages import Recorder
+
+
+def test_store_implements_the_recorder_stage_and_the_store_protocol(db_path: Path, log_key: SigningKey) -> None:
+    with SQLiteStore(db_path, log_key=log_key) as store:
+        assert isinstance(store, Recorder)
+        assert isinstance(store, AuditStore)
+
+
+def test_indices_are_sequential_and_proofs_verify(db_path: Path, signer: RecordSigner, log_key: SigningKey) -> None:
+    envelopes = [signer.envelope() for _ in range(21)]
+    with SQLiteStore(db_path, log_key=log_key, checkpoint_every=5) as store:
+        assert [store.record(e) for e in envelopes] == list(range(21))
+        tree = MerkleTree(leaf_hash(e) for e in envelopes)
+        assert store.root() == tree.root()
+        for index in (0, 7, 20):
+            verify_inclusion(index, 21, leaf_hash(envelopes[index]), store.inclusion_proof(index), tree.root())
+        verify_consistency(5, 21, tree.root(5), tree.root(), store.consistency_proof(5, 21))
+        assert store.entry(7).envelope == envelopes[7]
+        assert [e.index for e in store.entries(18)] == [18, 19, 20]
+    # Checkpoints every 5 entries and one more on close.
+    with SQLiteStore(db_path) as store:
+        assert [c.size for c in store.checkpoints()] == [5, 10, 15, 20, 21]
+        ring = Keyring()
+        ring.add(log_key.public)
+        for c in store.checkpoints():
+            assert open_checkpoint(c.envelope, ring).root == tree.root(c.size)
+
+
+def test_records_of_the_real_provenance_signer_verify(db_path: Path, log_key: SigningKey) -> None:
+    kit = RecordSigner(endpoint="phone")
+    real = ProvenanceSigner(kit.key, salt=SALT, state_path=None)
+    ring = keyring(kit)
+    ring.add(log_key.public)
+    with SQLiteStore(db_path, log_key=log_key) as store:
+        first = real.sign(kit.hop(conversation="c-real"))
+        store.record(first.envelope)
+        store.record(real.sign(kit.hop(conversation="c-real", direction="inbound", parents=(first.digest,))).envelope)
+        store.record(real.sign(kit.hop(conversation="c-real", direction="block")).envelope)
+        assert verify_log(store, record_keys=ring, log_keys=ring).ok
+        store.refresh_index(ring)
+        found = store.search(conversation="c-real")
+        assert [(e.index, e.direction, e.outcome) for e in found] == [(2, "block", "block"), (1, "inbound", "allow"),
+                                                                     (0, "outbound", "allow")]
+        assert found[1].parents == (first.digest,) and found[2].digest == first.digest
+
+
+def test_group_commit_from_many_threads(db_path: Path, signer: RecordSigner, log_key: SigningKey) -> None:
+    got: list[int] = []
+    lock = threading.Lock()
+    with SQLiteStore(db_path, log_key=log_key, checkpoint_every=50) as store:
+        def work() -> None:
+            for _ in range(50):
+                index = store.record(signer.envelope())
+                with lock:
+                    got.append(index)
+
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(got) == list(range(400))
+        ring = keyring(signer)
+        ring.add(log_key.public)
+        assert verify_log(store, record_keys=ring, log_keys=ring).ok
+
+
+def test_record_async(db_path: Path, signer: RecordSigner, log_key: SigningKey) -> None:
+    async def main(store: SQLiteStore) -> list[int]:
+        return list(await asyncio.gather(*(store.record_async(signer.envelope()) for _ in range(20))))
+
+    with SQLiteStore(db_path, log_key=log_key) as store:
+        assert sorted(asyncio.run(main(store))) == list(range(20))
+
+
+def test_read_only_and_closed_stores_refuse_appends(filled_log: Path, log_key: SigningKey) -> None:
+    with SQLiteStore(filled_log) as reader, pytest.raises(AuditError, match="opened without a log key"):
+        reader.record(b"{}")
+    store = SQLiteStore(filled_log, log_key=log_key)
+    store.close()
+    with pytest.raises(AuditError, match="closed"):
+        store.record(b"{}")
+    with pytest.raises(AuditError, match="non-empty envelope bytes"):
+        SQLiteStore(filled_log, log_key=log_key).record("text")  # type: ignore[arg-type]
+
+
+def test_missing_log_and_bad_url_are_named(tmp_path: Path) -> None:
+    with pytest.raises(AuditError, match="does not exist"):
+        SQLiteStore(tmp_path / "nope.db")
+    with pytest.raises(ConfigError, match="scheme 'mysql'"):
+        open_store("mysql://localhost/audit")
+    with pytest.raises(AuditError, match="no entry 99"):
+        SQLiteStore(tmp_path / "x.db", log_key=SigningKey.generate()).entry(99)
+
+
+def test_a_failed_batch_fails_every_caller_in_it() -> None:
+    def flush(batch: object) -> int:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    committer = GroupCommitter(flush)
+    futures = [committer.submit(b"x") for _ in range(3)]
+    for f in futures:
+        with pytest.raises(AuditError, match="audit append failed .OperationalError.: disk I/O error"):
+            f.result()
+    committer.close()
+
+
+def test_rolled_back_batch_leaves_the_tree_as_it_was(db_path: Path, log_key: SigningKey) -> None:
+    store = SQLiteStore(db_path, log_key=log_key)
+    try:
+        store.record(b"first")
+        root = store.root()
+        # Another writer corrupts the log: the next append must fail closed and change nothing.
+        conn = sqlite3.connect(db_path)
+        conn.execute("INSERT INTO entries VALUES (5, x'00', ?, 0)", (b"\0" * 32,))
+        conn.commit()
+        conn.close()
+        with pytest.raises(AuditError, match="entry 1 is missing"):
+            store.record(b"second")
+        assert store._tree.size == 1 and store._tree.root() == root
+    finally:
+        with pytest.raises(AuditError, match="is damaged"):
+            store.close()  # no final checkpoint over a damaged log, but the connections are closed
+
+
+def test_search_index_holds_only_verified_entries(db_path: Path, signer: RecordSigner, log_key: SigningKey,
+                                                  trusted: Keyring) -> None:
+    stranger = RecordSigner(endpoint="mallory")
+    with SQLiteStore(db_path, log_key=log_key, keyring=trusted) as store:
+        store.record(signer.envelope(conversation="a", entity_counts={"EMAIL_ADDRESS": 2}, when_ms=1_000_000))
+        store.record(signer.envelope(conversation="a", recipient="gpt", outcome="transform",
+                                     rule_ids=("eu-only",), when_ms=2_000_000))
+        store.record(stranger.envelope(conversation="a"))
+        store.record(signer.envelope(conversation="b", direction="block", when_ms=3_000_000))
+        assert store.refresh_index() == 4
+        assert store.refresh_index() == 0  # incremental
+        assert [e.index for e in store.search(conversation="a")] == [1, 0]  # entry 2 did not verify
+        assert [e.index for e in store.search(entity_type="EMAIL_ADDRESS")] == [0]
+        assert [e.index for e in store.search(entity_type="EMAIL")] == []  # whole values only
+        assert [e.index for e in store.search(endpoint="gpt")] == [1]
+        assert [e.index for e in store.search(outcome="transform")] == [1]
+        assert [e.rule_ids for e in store.search(outcome="transform")] == [("eu-only",)]
+        assert [e.index for e in store.search(direction="block")] == [3]
+        assert [e.index for e in store.search(since=1_500_000, until=2_500_000)] == [1]
+
+
+def test_reputation_counts_outcomes(db_path: Path, log_key: SigningKey) -> None:
+    with SQLiteStore(db_path, log_key=log_key) as store:
+        for outcome in ("agree", "agree", "dissent", "abstain"):
+            store.record_agreement("cloud-a", outcome)  # type: ignore[arg-type]
+        store.record_agreement("cloud-b", "dissent")
+        rows = store.reputation()
+        assert [(r.endpoint, r.agreements, r.dissents, r.abstentions, r.total) for r in rows] == [
+            ("cloud-a", 2, 1, 1, 4), ("cloud-b", 0, 1, 0, 1)]
+        with pytest.raises(AuditError, match="'maybe' is not one of agree, dissent, abstain"):
+            store.record_agreement("cloud-a", "maybe")  # type: ignore[arg-type]
+
+
+def test_sequence_gap_inside_checkpointed_prefix_is_a_warning(db_path: Path, signer: RecordSigner,
+                                                              log_key: SigningKey, trusted: Keyring) -> None:
+    # A signer that crashed skips the rest of its reserved block: a hole, but no deletion.
+    with SQLiteStore(db_path, log_key=log_key, checkpoint_every=4) as store:
+        for seq in (1, 2, 3, 1025, 1026, 1027, 1028, 1029):
+            store.record(signer.envelope(sequence=seq))
+        report = verify_log(store, record_keys=trusted, log_keys=trusted)
+        assert report.ok, report.problems
+        assert any("jumps from sequence 3 (entry 2) to 1025" in w and "signer crash" in w for w in report.warnings)
+        # The same hole after the last checkpoint cannot be told from a deletion: it fails.
+        store.record(signer.envelope(sequence=2000))
+        report = verify_log(store, record_keys=trusted, log_keys=trusted)
+        assert [p.kind for p in report.problems] == ["sequence-gap"] and report.problems[0].index == 8
