@@ -113,7 +113,7 @@ def train(epsilon: float, delta: float | None, data: str, out: str, key: str, pa
 
     from trustlayer.routing.examples import read_jsonl
     from trustlayer.routing.model import TrainConfig
-    from trustlayer.routing.train import train_router
+    from trustlayer.routing.train import check_training_data, train_router
 
     try:
         config = TrainConfig(epsilon=epsilon, delta=delta, epochs=epochs, batch_size=batch_size,
@@ -126,6 +126,7 @@ def train(epsilon: float, delta: float | None, data: str, out: str, key: str, pa
         passphrase = os.environ.get(passphrase_env) if passphrase_env else None
         signing_key = SigningKey.from_file(key, passphrase)
         examples = read_jsonl(data)
+        check_training_data(examples, config)  # refuse before the progress display starts
     except (ConfigError, RouterError) as exc:
         _fail(str(exc), EXIT_USAGE)
     console = Console(stderr=True)
