@@ -104,3 +104,25 @@ def test_export_cedar_parses(name: str) -> None:
     code, out, _ = run("export", name, "--format", "cedar")
     assert code == 0 and '@id("default")' in out
     assert cedarpy.format_policies(out)  # Cedar's own parser accepts it
+
+
+@pytest.mark.slow
+def test_text_cases_and_explain_use_the_real_detector() -> None:
+    code, out, err = run("test", "-v", str(ASSETS / "policy_text_cases.yaml"))
+    assert code == 0, out + err
+    assert "3 passed, 0 failed" in out
+    code, out, err = run("explain", "eu-gdpr", "--text", "Mail anna.schmidt@example.de about MRN 12345678",
+                         "--to", "gpt-us", "--candidates", "gpt-us,local-llm", "--json")
+    assert code == 0, err
+    decision = json.loads(out)["decision"]
+    assert decision["outcome"] == "reroute" and decision["endpoint"] == "local-llm"
+    assert "anna" not in out and "12345678" not in out  # reasons and output carry no content
+
+
+def test_text_case_without_a_detector_is_reported() -> None:
+    from trustlayer.policy import PolicyEngine
+    from trustlayer.policy.cases import run_cases
+
+    results = run_cases(PolicyEngine.from_file(ASSETS / "policy_text_cases.yaml"))
+    assert not results[0].passed
+    assert "gives 'text', which needs a detector" in results[0].problems[0]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
@@ -114,13 +114,12 @@ def _findings(spec: str | None, text: str | None, engine: PolicyEngine, route: R
 
 
 def _detector() -> Detector:
-    """trustlayer's redaction detector, loaded only when ``--text`` is used."""
+    """The redaction detector (Presidio patterns + spaCy NER), loaded only when text is given."""
     try:
-        from trustlayer.redaction import detector as module  # type: ignore[attr-defined]
+        from trustlayer.redaction.detector import PiiDetector
     except ImportError as exc:
-        _fail(f"--text needs the redaction engine, which could not be imported ({exc.name}); use --findings")
-    make: Callable[[], Detector] = module.default_detector
-    return make()
+        _fail(f"text needs the redaction engine, which could not be imported ({exc.name}); give findings instead")
+    return PiiDetector()
 
 
 def _extra_endpoints(config: str | None) -> dict[str, Endpoint]:

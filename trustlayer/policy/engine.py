@@ -40,7 +40,7 @@ from trustlayer.types import Channel, Decision, Endpoint, Finding, Kind, Operato
 __all__ = ["Judgement", "PolicyEngine"]
 
 _CACHE_MAX = 8192
-_NEVER = object()
+_LEVELS = (Operator.MASK, Operator.PSEUDONYMIZE, Operator.HASH, Operator.DROP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,19 +83,27 @@ class PolicyEngine:
         self.policy = policy
         self.subject_jurisdiction = subject_jurisdiction or policy.file.subject_jurisdiction
         self._local_mask = sum(r.bit for r in policy.rules if r.route_local)
-        self._by_bit = {r.bit: r for r in policy.rules}
+        self._levels = {r.bit: self._rule_levels(r) for r in policy.rules}
         self._channel_mask = {c.value: self._mask(lambda r, c=c: r.channels is None or c.value in r.channels)
                               for c in Channel}
-        self._to: dict[Endpoint, int] = {}
-        self._from: dict[Endpoint, int] = {}
+        self._to: dict[int, tuple[Endpoint, int]] = {}
+        self._from: dict[int, tuple[Endpoint, int]] = {}
+        self._channels: dict[tuple[Kind, Kind], str] = {}
         self._subject: dict[str | None, int] = {}
         self._taint: dict[frozenset[str], int] = {}
         self._cmask: dict[int, int] = {}
         self._judged: dict[tuple[int, int, int, Any], Judgement] = {}
-        self._plans: dict[tuple[Any, ...], _Plan] = {}
-        self._entities: dict[Route, frozenset[str]] = {}
+        self._plans: dict[tuple[Any, ...], tuple[Decision, tuple[Any, ...]]] = {}
+        self._entities: dict[tuple[Any, ...], tuple[frozenset[str], tuple[Endpoint, Endpoint]]] = {}
         self._prefix = secrets.token_hex(8) + "-"
         self._ids = itertools.count(1)
+
+    def _rule_levels(self, rule: CompiledRule) -> tuple[int, int, int, int]:
+        """The entity masks a rule's transforms demand, per operator level (mask .. drop)."""
+        out = [0, 0, 0, 0]
+        for cbit, op in rule.transforms.items():
+            out[STRENGTH[op] - 1] |= self.policy.class_emask[cbit]
+        return out[0], out[1], out[2], out[3]
 
     @classmethod
     def from_file(cls, path: str | Path, *, subject_jurisdiction: str | None = None) -> PolicyEngine:
@@ -131,14 +139,15 @@ class PolicyEngine:
     def _mask(self, keep: Any) -> int:
         return sum(r.bit for r in self.policy.rules if keep(r))
 
-    def _endpoint_mask(self, cache: dict[Endpoint, int], endpoint: Endpoint, side: str) -> int:
-        found = cache.get(endpoint)
+    def _endpoint_mask(self, cache: dict[int, tuple[Endpoint, int]], endpoint: Endpoint, side: str) -> int:
+        # Keyed by identity (hashing a pydantic model is slow); the entry keeps the endpoint alive.
+        found = cache.get(id(endpoint))
         if found is None:
-            found = self._mask(lambda r: (getattr(r, side) is None) or getattr(r, side)(endpoint))
+            mask = self._mask(lambda r: (getattr(r, side) is None) or getattr(r, side)(endpoint))
             if len(cache) >= _CACHE_MAX:
                 cache.clear()
-            cache[endpoint] = found
-        return found
+            found = cache[id(endpoint)] = (endpoint, mask)
+        return found[1]
 
     def _subject_mask(self, subject: str | None) -> int:
         found = self._subject.get(subject)
@@ -166,6 +175,16 @@ class PolicyEngine:
     def _route_mask(self, route: Route) -> int:
         subject = route.subject_jurisdiction or self.subject_jurisdiction
         return self.applicable(route.sender, route.recipient, route.channel.value, subject)
+
+    def _redirected_mask(self, route: Route, recipient: Endpoint) -> int:
+        """The applicable rules of ``route.to(recipient)``, without building the Route."""
+        kinds = (route.sender.kind, recipient.kind)
+        channel = self._channels.get(kinds)
+        if channel is None:
+            # The channel follows from the two kinds alone (Route.between); ask it once per pair.
+            channel = self._channels[kinds] = Route.between(route.sender, recipient).channel.value
+        subject = route.subject_jurisdiction or self.subject_jurisdiction
+        return self.applicable(route.sender, recipient, channel, subject)
 
     # ── classes ───────────────────────────────────────────────────────────────────────────
 
@@ -217,32 +236,39 @@ class PolicyEngine:
             status = "allow" if (permits or p.default_permit) else "forbidden"
             return Judgement(status, 0, 0, permits, {}, False, present)
         sticky = forbids & self._local_mask
-        need: dict[int, Operator] = {}
+        # Entity masks demanded per operator level (mask, pseudonymize, hash, drop); the strongest wins.
+        lv0 = lv1 = lv2 = lv3 = 0
         m = forbids & ~self._local_mask
+        levels = self._levels
         while m:
             low = m & -m
             m ^= low
-            for cbit, op in self._by_bit[low].transforms.items():
-                e = p.class_emask[cbit]
-                while e:
-                    eb = e & -e
-                    e ^= eb
-                    if eb not in need or STRENGTH[op] > STRENGTH[need[eb]]:
-                        need[eb] = op
+            a, b, c, d = levels[low]
+            lv0 |= a
+            lv1 |= b
+            lv2 |= c
+            lv3 |= d
+        lv2 &= ~lv3
+        lv1 &= ~(lv3 | lv2)
+        lv0 &= ~(lv3 | lv2 | lv1)
         done = 0
         for name, op in applied or ():
             eb = p.entity_bit.get(name, 0)
-            if eb and STRENGTH[op] >= STRENGTH[need.get(eb, Operator.MASK)]:
+            required = 4 if eb & lv3 else 3 if eb & lv2 else 2 if eb & lv1 else 1
+            if eb and STRENGTH[op] >= required:
                 done |= eb
-        remaining = {eb: op for eb, op in need.items() if not eb & done}
-        gone = done
-        for eb in remaining:
-            gone |= eb
+        need = (lv0 & ~done, lv1 & ~done, lv2 & ~done, lv3 & ~done)
+        gone = done | need[0] | need[1] | need[2] | need[3]
+        ops: dict[str, Operator] = {}
+        for level, e in enumerate(need):
+            while e:
+                eb = e & -e
+                e ^= eb
+                ops[p.entity_names[eb.bit_length() - 1]] = _LEVELS[level]
         after = self._without(emask, taint, gone)
         fired2 = applicable & p.fires(after)
         blocking = (fired2 & p.forbid_mask & ~self._local_mask) | sticky
         permits = fired2 & p.permit_mask
-        ops = {p.entity_names[eb.bit_length() - 1]: op for eb, op in remaining.items()}
         pending = forbids
         if applied is not None:
             pending = (applicable & p.fires(self._without(emask, taint, done)) & p.forbid_mask) | sticky
@@ -265,7 +291,8 @@ class PolicyEngine:
 
     def entities_for(self, route: Route) -> frozenset[str]:
         """Entity types of every class a rule applicable to this route fires on or transforms."""
-        found = self._entities.get(route)
+        key = (id(route.sender), id(route.recipient), route.channel, route.subject_jurisdiction)
+        found = self._entities.get(key)
         if found is None:
             p = self.policy
             classes, mask = 0, self._route_mask(route)
@@ -274,11 +301,12 @@ class PolicyEngine:
                     classes |= r.class_mask
                     for cbit in r.transforms:
                         classes |= cbit
-            found = frozenset().union(*(p.class_entities[b] for b in p.class_entities if b & classes))
+            types = frozenset().union(*(p.class_entities[b] for b in p.class_entities if b & classes))
             if len(self._entities) >= _CACHE_MAX:
                 self._entities.clear()
-            self._entities[route] = found
-        return found
+            # The entry keeps both endpoints alive, so their ids in the key stay theirs.
+            found = self._entities[key] = (types, (route.sender, route.recipient))
+        return found[0]
 
     def decide(self, findings: Sequence[Finding], route: Route, *, taint: frozenset[str] = frozenset(),
                applied: Mapping[str, Operator] | None = None, candidates: Sequence[Endpoint] = ()) -> Decision:
@@ -289,30 +317,40 @@ class PolicyEngine:
             emask |= bits.get(f.entity_type, 0)
         tmask = self.taint_mask(taint) if taint else 0
         applied_key = None if applied is None else frozenset((k, Operator(v)) for k, v in applied.items())
-        key = (route, tuple(candidates), emask, tmask, applied_key)
-        plan = self._plans.get(key)
-        if plan is None:
-            plan = self._plan(route, tuple(candidates), emask, tmask, applied_key)
+        cands = tuple(candidates)
+        # Endpoints are frozen and usually long-lived (from config), so key on their identity: hashing
+        # a pydantic model costs microseconds. The cached entry keeps the objects alive, so an id in
+        # a key can never be reused by another object while the entry exists.
+        sender, recipient = route.sender, route.recipient
+        key = (id(sender), id(recipient), route.channel, route.subject_jurisdiction,
+               tuple(map(id, cands)), emask, tmask, applied_key)
+        entry = self._plans.get(key)
+        if entry is None:
+            plan = self._plan(route, cands, emask, tmask, applied_key)
             if len(self._plans) >= _CACHE_MAX:
                 self._plans.clear()
-            self._plans[key] = plan
-        return Decision(
-            id=f"{self._prefix}{next(self._ids):x}", outcome=plan.outcome, endpoint=plan.endpoint,
-            allowed=plan.allowed, rule_ids=plan.rule_ids, reasons=plan.reasons, citations=plan.citations,
-            classes=plan.classes, operators=dict(plan.operators), verify=plan.verify, policy_digest=self.digest,
-        )
+            template = Decision(id="template", outcome=plan.outcome, endpoint=plan.endpoint, allowed=plan.allowed,
+                                rule_ids=plan.rule_ids, reasons=plan.reasons, citations=plan.citations,
+                                classes=plan.classes, operators=dict(plan.operators), verify=plan.verify,
+                                policy_digest=self.digest)
+            entry = (template, (sender, recipient, cands))
+            self._plans[key] = entry
+        template = entry[0]
+        # A validated template, copied with a fresh id and its own operators dict (callers may mutate it).
+        return template.model_copy(update={"id": f"{self._prefix}{next(self._ids):x}",
+                                           "operators": dict(template.operators)})
 
     # ── building a plan (cache miss) ─────────────────────────────────────────────────────
 
-    def _judge_route(self, route: Route, emask: int, tmask: int,
-                     applied: frozenset[tuple[str, Operator]] | None) -> Judgement:
-        return self.judge(self._route_mask(route), emask, tmask, applied)
+    def _judge_to(self, route: Route, recipient: Endpoint, emask: int, tmask: int,
+                  applied: frozenset[tuple[str, Operator]] | None) -> Judgement:
+        return self.judge(self._redirected_mask(route, recipient), emask, tmask, applied)
 
     def _plan(self, route: Route, candidates: tuple[Endpoint, ...], emask: int, tmask: int,
               applied: frozenset[tuple[str, Operator]] | None) -> _Plan:
-        j = self._judge_route(route, emask, tmask, applied)
+        j = self.judge(self._route_mask(route), emask, tmask, applied)
         allowed = tuple(c.id for c in candidates
-                        if self._judge_route(route.to(c), emask, tmask, applied).status != "forbidden")
+                        if self._judge_to(route, c, emask, tmask, applied).status != "forbidden")
         if not candidates and j.status != "forbidden":
             allowed = (route.recipient.id,)
         classes = self.policy.classes_of(j.classes)
@@ -327,7 +365,7 @@ class PolicyEngine:
             return self._explained(Outcome.TRANSFORM, to, j, allowed, classes)
         target = self._local_target(route, candidates, emask, tmask) if j.route_local else None
         if target is not None:
-            tj = self._judge_route(route.to(target), emask, tmask, None)
+            tj = self._judge_to(route, target, emask, tmask, None)
             if target.id not in allowed:
                 allowed = (*allowed, target.id)
             return self._explained(Outcome.REROUTE, to, j, allowed, classes, target=target, target_j=tj)
@@ -338,7 +376,7 @@ class PolicyEngine:
         """The first device endpoint among the candidates, then the sender, that may take the message."""
         for e in (*candidates, route.sender):
             if e.kind is Kind.DEVICE and e.id != route.recipient.id:
-                if self._judge_route(route.to(e), emask, tmask, None).status != "forbidden":
+                if self._judge_to(route, e, emask, tmask, None).status != "forbidden":
                     return e
         return None
 
