@@ -26,6 +26,7 @@ Run: python benchmarks/consensus_quality.py [--trials 30] [--questions 60]
 from __future__ import annotations
 
 import argparse
+import os
 import asyncio
 import random
 import socket
@@ -272,7 +273,7 @@ async def wall_time(repeats: int) -> float:
     f, a, s = statistics.median(fan), statistics.median(alone), statistics.median(serial)
     print()
     print(f"WALL TIME (5 real uvicorn servers on 127.0.0.1, SIMULATED latencies {delays} s; "
-          f"median of {repeats})")
+          f"median of {repeats}; host load average {' '.join(f'{x:.1f}' for x in os.getloadavg())})")
     print(f"  consensus fan-out, 5 endpoints : {1000 * f:7.1f} ms")
     print(f"  slowest endpoint alone         : {1000 * a:7.1f} ms   ratio fan-out/slowest = {f / a:.2f}")
     print(f"  the 5 endpoints one by one     : {1000 * s:7.1f} ms   ratio fan-out/serial  = {f / s:.2f}")

@@ -16,12 +16,13 @@ Cost per answer is the wall time of ``WhiteBoxScorer.score`` (cold = new prompt;
 answer to the same prompt, prefix reused), against the named reference: the same model
 generating its own 16-token answer.
 
-Run: python benchmarks/whitebox_scoring.py [--questions 60] [--own 30]
+Run: python benchmarks/whitebox_scoring.py [--questions 30] [--own 12]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
@@ -72,8 +73,8 @@ def score_set(scorer: WhiteBoxScorer, items: list[tuple[str, int]], seed: int,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--questions", type=int, default=60)
-    parser.add_argument("--own", type=int, default=30)
+    parser.add_argument("--questions", type=int, default=30)
+    parser.add_argument("--own", type=int, default=12)
     args = parser.parse_args()
 
     scorer = WhiteBoxScorer(n_ctx=256)
@@ -98,7 +99,8 @@ def main() -> None:
         (entropy_right if correct else entropy_wrong).append(-own.mean_entropy)
 
     print("WHITE-BOX SCORING with the real SmolLM2-135M-Instruct (llama.cpp, Q4_1, n_ctx=256, 2 threads)")
-    print(f"model load + first eval: {load:.2f} s")
+    print(f"model load + first eval: {load:.2f} s; host load average (shared 2-core machine): "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"{'set':<14} {'n':>4} | {'AUROC mean lp':>13} {'AUROC min lp':>12} {'AUROC p10 lp':>12}")
     for name, res in (("word problems", result_words), ("one-step sums", result_sums)):
         print(f"{name:<14} {args.questions:>4} | {res['mean_logprob']:>13.3f} {res['min_logprob']:>12.3f} "

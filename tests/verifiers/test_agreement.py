@@ -95,5 +95,22 @@ def test_measures_are_symmetric_with_unit_diagonal(answers: list[str]) -> None:
 def test_measure_for_names_the_unknown_measure() -> None:
     assert measure_for("exact").name == "exact"
     assert measure_for("f1") is measure_for("f1")
-    with pytest.raises(ConfigError, match="unknown agreement measure 'cosine'; expected one of exact, f1"):
+    with pytest.raises(ConfigError, match="unknown agreement measure 'cosine'; expected one of exact, f1, "
+                                          "embedding, auto"):
         measure_for("cosine")
+
+
+def test_cascade_uses_exact_for_short_answers_and_f1_outside_the_band() -> None:
+    from trustlayer.verifiers.agreement import CascadeMeasure
+
+    m = CascadeMeasure(low=0.3, high=0.8).matrix([
+        "The answer is 1,000.",
+        "#### 1000",
+        "the quick brown fox jumps over the lazy dog near the river bank today",
+        "the quick brown fox jumps over the lazy dog near the river bank today again",
+    ])
+    assert m[0][1] == 1.0
+    assert m[2][3] >= 0.8  # decided by F1, no model needed
+    assert m[0][2] < 0.3
+    with pytest.raises(ConfigError, match="cascade band"):
+        CascadeMeasure(low=0.9, high=0.1)

@@ -11,6 +11,7 @@ Each module holds one job: ``agreement`` (measures), ``tally`` (vote counting), 
 """
 
 from trustlayer.verifiers.agreement import (
+    CascadeMeasure,
     EmbeddingMeasure,
     ExactMeasure,
     F1Measure,
@@ -31,6 +32,7 @@ __all__ = [
     "AgreementStore",
     "AnswerScore",
     "Asker",
+    "CascadeMeasure",
     "Consensus",
     "EmbeddingMeasure",
     "EndpointAsker",

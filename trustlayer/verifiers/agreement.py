@@ -12,7 +12,8 @@ A *measure* turns a list of answers into a symmetric matrix of similarities in [
 consensus only ever compares answers through one. ``exact`` compares the final answers
 extracted from each reply (numbers, names, yes/no, multiple-choice letters); ``f1`` is the
 SQuAD token-overlap F1 of the whole normalized replies; ``embedding`` is the cosine of the
-local llama.cpp model's mean-pooled embeddings (loaded lazily, once).
+local llama.cpp model's mean-pooled embeddings (loaded lazily, once); ``auto`` cascades
+from the cheapest to the dearest per pair.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any, Protocol, runtime_checkable
 from trustlayer.errors import ConfigError, TrustError
 
 __all__ = [
+    "CascadeMeasure",
     "EmbeddingMeasure",
     "ExactMeasure",
     "F1Measure",
@@ -242,17 +244,52 @@ class EmbeddingMeasure:
         return out
 
 
+class CascadeMeasure:
+    """Cheapest measure first, per pair: exact match, token F1, then embedding cosine.
+
+    Exact match decides pairs of short answers; token F1 decides the others unless it falls
+    in the uncertain band ``[low, high)``, where the embedding cosine decides. Short means
+    both extracted final answers have at most six words; the embedding model is loaded only
+    if a pair needs it.
+    """
+
+    name = "auto"
+
+    def __init__(self, *, low: float = 0.3, high: float = 0.8,
+                 embedding: EmbeddingMeasure | None = None) -> None:
+        if not 0.0 <= low <= high <= 1.0:
+            raise ConfigError(f"cascade band must satisfy 0 <= low <= high <= 1, got [{low}, {high})")
+        self._low, self._high = low, high
+        self._embedding = embedding
+
+    def _similarity(self, a: str, b: str) -> float:
+        ka, kb = extract_answer(a), extract_answer(b)
+        if len(ka.split()) <= _SHORT_WORDS and len(kb.split()) <= _SHORT_WORDS and len(a.split()) <= 60 \
+                and len(b.split()) <= 60:
+            return 1.0 if normalize(ka) == normalize(kb) else 0.0
+        f1 = token_f1(a, b)
+        if not self._low <= f1 < self._high:
+            return f1
+        if self._embedding is None:
+            self._embedding = EmbeddingMeasure()
+        return self._embedding.matrix([a, b])[0][1]
+
+    def matrix(self, answers: Sequence[str]) -> list[list[float]]:
+        """Pairwise similarities, each from the cheapest measure that can decide the pair."""
+        return _pairwise(answers, self._similarity)
+
+
 _SHARED: dict[str, Measure] = {}
 
 
 def measure_for(name: str) -> Measure:
-    """The measure named by policy (``exact``, ``f1`` or ``embedding``), one shared instance per name."""
+    """The measure named by policy or a call (``exact``, ``f1``, ``embedding``, ``auto``), shared per name."""
     if name not in _SHARED:
         factories: dict[str, Callable[[], Measure]] = {
-            "exact": ExactMeasure, "f1": F1Measure, "embedding": EmbeddingMeasure,
+            "exact": ExactMeasure, "f1": F1Measure, "embedding": EmbeddingMeasure, "auto": CascadeMeasure,
         }
         if name not in factories:
-            raise ConfigError(f"unknown agreement measure {name!r}; expected one of exact, f1, embedding",
+            raise ConfigError(f"unknown agreement measure {name!r}; expected one of exact, f1, embedding, auto",
                               field="measure")
         _SHARED[name] = factories[name]()
     return _SHARED[name]

@@ -190,8 +190,8 @@ class Consensus:
         scores the accepted answer against.
         """
         started = time.perf_counter()
-        of = of if of is not None else len(self._panel) + (0 if primary is None or
-                                                         primary[0] in self._panel else 1)
+        if of is None:  # the whole panel, plus the primary when it is not one of them
+            of = len(self._panel) + (1 if primary is not None and primary[0] not in self._panel else 0)
         chosen, skipped = self._choose(of - (1 if primary else 0),
                                        exclude=primary[0].id if primary else None)
         panel_ids = ([primary[0].id] if primary else []) + [e.id for e in chosen] + list(skipped)
