@@ -34,7 +34,7 @@ from starlette.routing import Route as HttpRoute
 from trustlayer.endpoints.base import ChatEndpoint, client_for
 from trustlayer.endpoints.openai_client import OpenAIClient
 from trustlayer.errors import Blocked, EndpointError, EndpointTimeout, TrustError, Unverified
-from trustlayer.gate import Gate, Outbound
+from trustlayer.gate import Gate, Inbound, Outbound
 from trustlayer.intercept.openai_wire import (
     Kind,
     WireRequest,
@@ -177,6 +177,19 @@ class _Proxy:
         except ValueError:
             raise Blocked("parse", "the request body is not valid JSON") from None
 
+    # The whole gate path runs in one worker thread: its sync runner hands a message to
+    # the stages once, where the async runner would hop threads for every stage
+    # (measured: about 2.5 ms less per request; benchmarks/proxy_overhead.py).
+
+    async def outbound(self, message: Message) -> Outbound:
+        """``gate.outbound`` for the proxy's route, off the event loop."""
+        return await anyio.to_thread.run_sync(
+            lambda: self.gate.outbound(message, self.route, candidates=self.candidates))
+
+    async def inbound(self, reply: Message, out: Outbound) -> Inbound:
+        """``gate.inbound`` for the answer to ``out``, off the event loop."""
+        return await anyio.to_thread.run_sync(lambda: self.gate.inbound(reply, out.route, request=out))
+
     async def refuse_unparsed(self, blocked: Blocked) -> Blocked:
         """Sign and record a request refused before the gate could parse it (every block is audited)."""
         empty = Message.from_text("", conversation_id="unparsed")
@@ -213,7 +226,7 @@ class _Proxy:
         except Exception as exc:  # noqa: BLE001 - auth and size refusals are not audited (anyone could send them)
             return _respond(exc)
         try:
-            out = await self.gate.outbound_async(wire.message, self.route, candidates=self.candidates)
+            out = await self.outbound(wire.message)
             if wire.stream:
                 return await self._stream(wire, out)
             return await self._complete(wire, out)
@@ -239,7 +252,7 @@ class _Proxy:
         else:
             data = await client.complete_text_async(_one_prompt(content), **params)
         reply = response_message(data, wire.kind, conversation_id=out.message.conversation_id)
-        inbound = await self.gate.inbound_async(reply, out.route, request=out)
+        inbound = await self.inbound(reply, out)
         return JSONResponse(apply_response(data, wire.kind, inbound.message))
 
     async def _stream(self, wire: WireRequest, out: Outbound) -> Response:
