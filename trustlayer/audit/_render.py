@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 from collections.abc import Sequence
 
+from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
@@ -19,24 +20,26 @@ def _when(millis: int) -> str:
     """Unix milliseconds (the record time format) as UTC text."""
     if not millis:
         return "-"
-    return _dt.datetime.fromtimestamp(millis / 1000, tz=_dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    return _dt.datetime.fromtimestamp(millis / 1000, tz=_dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def entries_table(rows: Sequence[tuple[int, RecordView | IndexedEntry | None, str | None]], title: str) -> Table:
     """A table of entries; a row whose record did not verify shows why instead of its fields."""
-    table = Table(title=title, show_lines=False)
+    table = Table(title=f"{title} (times UTC)", show_lines=False)
     for name, justify in (("#", "right"), ("time", "left"), ("conversation", "left"), ("dir", "left"),
                           ("route", "left"), ("outcome", "left"), ("rules", "left"), ("entities", "left"),
                           ("seq", "right")):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for index, view, problem in rows:
         if view is None:
-            table.add_row(str(index), "-", f"[red]UNVERIFIED: {problem or 'signature did not verify'}[/red]",
+            table.add_row(str(index), "-", f"[red]UNVERIFIED: {escape(problem or 'signature did not verify')}[/red]",
                           "", "", "", "", "", "")
             continue
-        table.add_row(str(index), _when(view.time), view.conversation_id, view.direction,
-                      f"{view.sender} → {view.recipient}", view.outcome, ", ".join(view.rule_ids) or "-",
-                      ", ".join(view.entity_types) or "-", str(view.sequence))
+        # Record fields are signed but not ours: escape them so '[...]' is never read as markup.
+        table.add_row(str(index), _when(view.time), escape(view.conversation_id), view.direction,
+                      escape(f"{view.sender} → {view.recipient}"), escape(view.outcome),
+                      escape(", ".join(view.rule_ids) or "-"), escape(", ".join(view.entity_types) or "-"),
+                      str(view.sequence))
     return table
 
 
@@ -47,15 +50,15 @@ def provenance_tree(conversation: str, records: Sequence[tuple[int, RecordView]]
     (marked with the missing parent digests); a record with several parents appears
     under the first one found, with the others listed.
     """
-    root = Tree(f"[bold]conversation {conversation}[/bold] ({len(records)} records)")
+    root = Tree(f"[bold]conversation {escape(conversation)}[/bold] ({len(records)} records)")
     by_digest = {view.digest: (index, view) for index, view in records}
     nodes: dict[str, Tree] = {}
 
     def label(index: int, view: RecordView) -> str:
         rules = f" rules={','.join(view.rule_ids)}" if view.rule_ids else ""
         ents = f" entities={','.join(view.entity_types)}" if view.entity_types else ""
-        return (f"#{index} {view.direction} {view.sender} → {view.recipient} [{view.outcome or '-'}]{rules}{ents} "
-                f"[dim]{view.digest[:12]}[/dim]")
+        text = f"#{index} {view.direction} {view.sender} → {view.recipient} ({view.outcome or '-'}){rules}{ents}"
+        return f"{escape(text)} [dim]{view.digest[:12]}[/dim]"
 
     for index, view in sorted(records, key=lambda r: r[0]):
         known = [p for p in view.parents if p in nodes]
@@ -78,7 +81,7 @@ def reputation_table(rows: Sequence[Reputation]) -> Table:
     for r in rows:
         decided = r.agreements + r.dissents
         rate = f"{100 * r.agreements / decided:.1f}%" if decided else "-"
-        table.add_row(r.endpoint, str(r.agreements), str(r.dissents), str(r.abstentions), rate,
+        table.add_row(escape(r.endpoint), str(r.agreements), str(r.dissents), str(r.abstentions), rate,
                       _when(r.updated_at * 1000))
     return table
 

@@ -48,6 +48,7 @@ def read_record(envelope: bytes, keyring: Keyring) -> RecordView:
     """
     record = Record.from_envelope(envelope, keyring)
     p = record.predicate
+    outcome: str
     if p.decision is not None:
         outcome = p.decision.outcome
     else:
