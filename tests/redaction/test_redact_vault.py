@@ -155,3 +155,12 @@ def test_unwritable_location_is_a_redaction_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(RedactionError, match="could not be opened"):
         Vault.open(blocker / "v.db", KEY)
+
+
+def test_forced_tag_collisions_get_distinct_placeholders(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
+    from trustlayer.redaction import placeholders
+
+    monkeypatch.setattr(placeholders, "TAG_LENGTH", 1)  # 16 possible tags: collisions are certain
+    made = [vault.pseudonym("c", "PERSON", f"person {i}") for i in range(16)]
+    assert len(set(made)) == 16
+    assert [vault.lookup("c", p) for p in made] == [f"person {i}" for i in range(16)]

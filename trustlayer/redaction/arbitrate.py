@@ -56,7 +56,7 @@ _LOOKALIKES = re.compile(
 )
 
 _IDENTIFIER = re.compile(r"[_$#@/\\<>{}()\[\]=]|\d|[a-z][A-Z]|^[A-Z0-9_]{2,}$|\.\w")
-_NER_TYPES = frozenset({"PERSON", "LOCATION", "NRP", "DATE_TIME"})
+_NAME_TYPES = frozenset({"PERSON", "LOCATION", "NRP"})
 
 
 def protected_spans(text: str) -> list[tuple[int, int]]:
@@ -70,7 +70,7 @@ def suppress(text: str, spans: Iterable[Span]) -> list[Span]:
     starts = [p[0] for p in protected]
     kept: list[Span] = []
     for span in spans:
-        if span.entity_type in _NER_TYPES and span.detector.startswith("spacy") \
+        if span.entity_type in _NAME_TYPES and span.detector.startswith("spacy") \
                 and _IDENTIFIER.search(text[span.start:span.end]):
             continue
         if span.entity_type not in _NEVER_SUPPRESSED:

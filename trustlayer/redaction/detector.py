@@ -129,6 +129,7 @@ class PiiDetector:
     def detect_spans(self, doc: str, wanted: frozenset[str]) -> list[Span]:
         """Arbitrated spans for one document (exposed for benchmarks and the CLI)."""
         spans = arbitrate(suppress(doc, self._candidates(doc, wanted)))
+        spans = [_widen_name(doc, s) if s.entity_type == "PERSON" else s for s in spans]
         return arbitrate([*spans, *_repeats(doc, spans)])
 
     # -- the stage -------------------------------------------------------------------
@@ -146,6 +147,23 @@ def _presidio_email() -> EmailRecognizer:
     from presidio_analyzer.predefined_recognizers import EmailRecognizer as Recognizer
 
     return Recognizer()
+
+
+_NAME_WORD = re.compile(r"[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ'’-]+")
+
+
+def _widen_name(doc: str, span: Span) -> Span:
+    """Take in a capitalized neighbour word NER left out ("Ana" of "Ana Souza")."""
+    start, end = span.start, span.end
+    left = re.search(r"([A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ'’-]+)[ \t]+$", doc[max(0, start - 40):start])
+    if left and left.group(1).lower() not in STOPWORDS:
+        start -= len(left.group(0))
+    right = _NAME_WORD.match(doc, end + 1) if doc[end:end + 1] == " " else None
+    if right and right.group().lower() not in STOPWORDS:
+        end = right.end()
+    if (start, end) == (span.start, span.end):
+        return span
+    return Span(span.entity_type, start, end, span.score, span.detector, span.validated)
 
 
 def _repeats(doc: str, spans: Sequence[Span]) -> list[Span]:

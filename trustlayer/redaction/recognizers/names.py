@@ -32,6 +32,9 @@ und ich bin der die das zusammen alle ist nicht ein eine et je suis le la les to
 todos e il lo tutti en de het allemaal van een is wir sie er es ihr und oder aber nur auch noch schon
 hola hallo bonjour salut ciao hoi buongiorno buenos dias estimado estimada querido querida caro cara
 liebe lieber sehr geehrte geehrter herr frau beste gentile team equipo squadra
+call ask tell email mail send meet met contact ping cc invite remind forward reply write said says told
+monday tuesday wednesday thursday friday saturday sunday january february march april june july august
+september october november december mr mrs ms dr prof
 """.split())
 
 _WORD = r"[A-Za-zÀ-ÖØ-öø-ÿ][A-Za-zÀ-ÖØ-öø-ÿ'’-]*"

@@ -1,0 +1,81 @@
+"""Real spaCy NER through Presidio: offline, NER-only pipeline, names in context, clean text untouched."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from trustlayer.redaction import Redactor, Vault
+from trustlayer.types import Message
+
+
+@pytest.fixture(scope="module")
+def redactor(tmp_path_factory: pytest.TempPathFactory) -> Redactor:
+    return Redactor(Vault.open(tmp_path_factory.mktemp("v") / "v.db", bytes(32)))
+
+
+def _found(r: Redactor, text: str) -> set[tuple[str, str]]:
+    return {(f.entity_type, text[f.start:f.end]) for f in r.detect(Message.from_text(text, conversation_id="c"))}
+
+
+def test_detection_runs_with_sockets_disabled(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    from trustlayer.redaction import _offline
+    from trustlayer.redaction.nlp import NerEngine
+
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise OSError("network disabled by the test")
+
+    monkeypatch.setattr(socket, "socket", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    _offline.extractor.cache_clear()  # build the suffix list again, now without a network
+    engine = NerEngine()  # a fresh load of the spaCy model, offline
+    assert [label for label, *_ in engine.entities("Angela Merkel visited Paris.")] == ["PERSON", "LOCATION"]
+    r = Redactor(Vault.open(tmp_path / "v.db", bytes(32)))
+    found = _found(r, "Mail Angela Merkel at angela.merkel@example.co.uk")
+    assert ("EMAIL_ADDRESS", "angela.merkel@example.co.uk") in found
+    assert ("PERSON", "Angela Merkel") in found
+
+
+def test_pipeline_has_only_ner() -> None:
+    from trustlayer.redaction.nlp import load_spacy
+
+    assert load_spacy().pipe_names == ["ner"]
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("Can you draft a reply to Priya Raman about the contract?", "Priya Raman"),
+    ("Ich habe gestern mit Jürgen Weiß telefoniert.", "Jürgen Weiß"),
+    ("hi, my name is oluwaseun adeyemi and I need a refund", "oluwaseun adeyemi"),
+    ("Hello Mireille,\nthe files are attached.", "Mireille"),
+    ("Please ask Dr. Nakamura to sign it.", "Nakamura"),
+])
+def test_names(redactor: Redactor, text: str, name: str) -> None:
+    assert ("PERSON", name) in _found(redactor, text)
+
+
+def test_repeated_mentions_are_all_found(redactor: Redactor) -> None:
+    text = "Ana Souza called. Later ana said Souza would pay."
+    found = _found(redactor, text)
+    assert {("PERSON", "ana"), ("PERSON", "Souza")} <= found
+
+
+@pytest.mark.parametrize("text", [
+    "Summarize the changes between version 2.4.1 and 2.5.0 released on 2024-03-01.",
+    "The quarterly revenue grew 12% to $4.2 million; costs were EUR 1.1 million.",
+    "Refactor getUserById and parse_config_file to use async IO.",
+    "Write a Python function that sorts a list of tuples by the second element.",
+])
+def test_clean_text_comes_through_unchanged(redactor: Redactor, text: str) -> None:
+    msg = Message.from_text(text, conversation_id="clean")
+    out, findings = redactor.redact(msg)
+    assert findings == [] and out == msg
+
+
+def test_date_time_only_when_asked(redactor: Redactor) -> None:
+    text = "The release is planned for March 3rd."
+    assert _found(redactor, text) == set()
+    assert ("DATE_TIME", "March 3rd") in {
+        (f.entity_type, text[f.start:f.end])
+        for f in redactor.detect(Message.from_text(text, conversation_id="c"), entities=frozenset({"DATE_TIME"}))}
