@@ -2,8 +2,8 @@
 
     >>> from trustlayer.policy import PolicyEngine, shipped_policy_path
     >>> engine = PolicyEngine.from_file(shipped_policy_path("eu-gdpr"))
-    >>> sorted(engine.endpoints)[:2]
-    ['gpt-us', 'local-llm']
+    >>> engine.endpoints["gpt-us"].jurisdiction
+    'US'
 
 ``PolicyEngine`` implements the gate's ``Decider`` protocol; ``routing`` holds the
 pure logic behind ``@route``; ``cli`` the ``trustlayer policy`` commands.

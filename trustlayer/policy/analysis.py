@@ -21,7 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from trustlayer.policy.compiler import STRENGTH
-from trustlayer.policy.engine import Judgement, PolicyEngine
+from trustlayer.policy.engine import PolicyEngine
+from trustlayer.policy.explain import Judgement
 from trustlayer.policy.schema import CODE, Destination
 from trustlayer.types import Box, Endpoint, Kind, Operator, Route
 

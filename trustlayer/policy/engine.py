@@ -29,51 +29,17 @@ from __future__ import annotations
 import itertools
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from trustlayer.policy.compiler import STRENGTH, CompiledPolicy, CompiledRule, compile_file
-from trustlayer.policy.reasons import sentence
-from trustlayer.types import Channel, Decision, Endpoint, Finding, Kind, Operator, Outcome, Route, VerifyRequirement
+from trustlayer.policy.explain import Judgement, Plan, explain
+from trustlayer.types import Channel, Decision, Endpoint, Finding, Kind, Operator, Outcome, Route
 
-__all__ = ["Judgement", "PolicyEngine"]
+__all__ = ["PolicyEngine"]
 
 _CACHE_MAX = 8192
 _LEVELS = (Operator.MASK, Operator.PSEUDONYMIZE, Operator.HASH, Operator.DROP)
-
-
-@dataclass(frozen=True, slots=True)
-class Judgement:
-    """The verdict for one destination: ``allow``, ``transform`` (with ``ops``) or ``forbidden``.
-
-    ``fired`` are the forbids that fired on the raw data, ``pending`` those the applied
-    transform (if any) leaves unsatisfied, ``blocking`` those still firing after every
-    transform, ``permits`` the permits firing after it; ``ops`` maps entity types to
-    the operator still required.
-    """
-
-    status: str
-    fired: int
-    blocking: int
-    permits: int
-    ops: Mapping[str, Operator]
-    route_local: bool
-    classes: int
-    pending: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    outcome: Outcome
-    endpoint: str
-    allowed: tuple[str, ...]
-    rule_ids: tuple[str, ...]
-    reasons: tuple[str, ...]
-    citations: tuple[str, ...]
-    classes: frozenset[str]
-    operators: Mapping[str, Operator]
-    verify: VerifyRequirement | None
 
 
 class PolicyEngine:
@@ -347,7 +313,7 @@ class PolicyEngine:
         return self.judge(self._redirected_mask(route, recipient), emask, tmask, applied)
 
     def _plan(self, route: Route, candidates: tuple[Endpoint, ...], emask: int, tmask: int,
-              applied: frozenset[tuple[str, Operator]] | None) -> _Plan:
+              applied: frozenset[tuple[str, Operator]] | None) -> Plan:
         j = self.judge(self._route_mask(route), emask, tmask, applied)
         allowed = tuple(c.id for c in candidates
                         if self._judge_to(route, c, emask, tmask, applied).status != "forbidden")
@@ -357,19 +323,19 @@ class PolicyEngine:
         to = route.recipient
         if applied is not None:
             if j.status == "allow":
-                return self._explained(Outcome.ALLOW, to, j, allowed, classes, cured=True)
-            return self._explained(Outcome.BLOCK, to, j, allowed, classes, insufficient=True)
+                return explain(self.policy, Outcome.ALLOW, to, j, allowed, classes, cured=True)
+            return explain(self.policy, Outcome.BLOCK, to, j, allowed, classes, insufficient=True)
         if j.status == "allow":
-            return self._explained(Outcome.ALLOW, to, j, allowed, classes)
+            return explain(self.policy, Outcome.ALLOW, to, j, allowed, classes)
         if j.status == "transform":
-            return self._explained(Outcome.TRANSFORM, to, j, allowed, classes)
+            return explain(self.policy, Outcome.TRANSFORM, to, j, allowed, classes)
         target = self._local_target(route, candidates, emask, tmask) if j.route_local else None
         if target is not None:
             tj = self._judge_to(route, target, emask, tmask, None)
             if target.id not in allowed:
                 allowed = (*allowed, target.id)
-            return self._explained(Outcome.REROUTE, to, j, allowed, classes, target=target, target_j=tj)
-        return self._explained(Outcome.BLOCK, to, j, allowed, classes, no_target=j.route_local)
+            return explain(self.policy, Outcome.REROUTE, to, j, allowed, classes, target=target, target_j=tj)
+        return explain(self.policy, Outcome.BLOCK, to, j, allowed, classes, no_target=j.route_local)
 
     def _local_target(self, route: Route, candidates: tuple[Endpoint, ...], emask: int,
                       tmask: int) -> Endpoint | None:
@@ -379,41 +345,3 @@ class PolicyEngine:
                 if self._judge_to(route, e, emask, tmask, None).status != "forbidden":
                     return e
         return None
-
-    def _explained(self, outcome: Outcome, to: Endpoint, j: Judgement, allowed: tuple[str, ...],
-                   classes: frozenset[str], *, cured: bool = False, insufficient: bool = False,
-                   target: Endpoint | None = None, target_j: Judgement | None = None,
-                   no_target: bool = False) -> _Plan:
-        p = self.policy
-        rules: list[tuple[CompiledRule, str]] = []
-        ops: Mapping[str, Operator] = {}
-        if outcome is Outcome.ALLOW:
-            if cured:
-                rules += [(r, "cured") for r in p.rules if r.bit & j.fired]
-            rules += [(r, "permit") for r in p.rules if r.bit & j.permits]
-        elif outcome is Outcome.TRANSFORM:
-            rules += [(r, "transform") for r in p.rules if r.bit & j.fired]
-            rules += [(r, "permit") for r in p.rules if r.bit & j.permits]
-            ops = j.ops
-        elif outcome is Outcome.REROUTE:
-            rules += [(r, "reroute") for r in p.rules if r.bit & j.blocking]
-            ops = target_j.ops if target_j is not None else {}
-        else:
-            kind = "insufficient" if insufficient else ("no_target" if no_target else "block")
-            rules += [(r, kind) for r in p.rules if r.bit & (j.pending if insufficient else j.blocking)]
-        ids = tuple(r.id for r, _ in rules)
-        reasons = [sentence(r, how, p.classes_of(r.class_mask & j.classes) or p.classes_of(j.classes), to,
-                            ops=j.ops, target=target) for r, how in rules]
-        cites = tuple(dict.fromkeys(r.cite for r, _ in rules))
-        if not rules:
-            ids = ("default",)
-            reasons = [sentence(None, "default_permit" if outcome is Outcome.ALLOW else "default_forbid",
-                                classes, to)]
-        verify = None
-        if outcome is not Outcome.BLOCK:
-            for r, _ in rules:
-                if r.verify is not None and (verify is None or (r.verify.quorum, r.verify.of) >
-                                             (verify.quorum, verify.of)):
-                    verify = r.verify
-        endpoint = target.id if target is not None else to.id
-        return _Plan(outcome, endpoint, allowed, ids, tuple(reasons), cites, classes, ops, verify)
