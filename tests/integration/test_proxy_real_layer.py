@@ -4,6 +4,7 @@ Ed25519 records, SQLite audit log), in front of a recording upstream; then the a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -71,12 +72,12 @@ class Served:
         return self.proc.returncode, out + err
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    tmp = tmp_path_factory.mktemp("proxy-real")
+@contextlib.contextmanager
+def serve_process(tmp: Path, *, ner: bool) -> Iterator[Served]:
+    """`trustlayer serve` in its own process, gate from config, in front of a recording upstream."""
     SigningKey.generate().save(tmp / "keys" / "phone.key")
     config = tmp / "trustlayer.yaml"
-    config.write_text(CONFIG.format(key_env=UPSTREAM_KEY_ENV, ner="false", client_key=CLIENT_KEY))
+    config.write_text(CONFIG.format(key_env=UPSTREAM_KEY_ENV, ner=str(ner).lower(), client_key=CLIENT_KEY))
     state = Upstream()
     port = free_port()
     with BackgroundServer(create_upstream(state)) as upstream:
@@ -85,7 +86,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
                                 env={**os.environ, UPSTREAM_KEY_ENV: UPSTREAM_KEY})
         served = Served(state, f"http://127.0.0.1:{port}/v1", config, proc)
         try:
-            deadline = time.monotonic() + 90
+            deadline = time.monotonic() + 120
             while True:
                 if proc.poll() is not None:
                     pytest.fail(f"trustlayer serve exited: {served.stop()[1].decode()[-3000:]}")
@@ -95,11 +96,17 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
                 except httpx.HTTPError:
                     pass
                 if time.monotonic() > deadline:
-                    pytest.fail("trustlayer serve did not come up in 90 s")
+                    pytest.fail("trustlayer serve did not come up in 120 s")
                 time.sleep(0.1)
             yield served
         finally:
             served.stop()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with serve_process(tmp_path_factory.mktemp("proxy-real"), ner=False) as served:
+        yield served
 
 
 @pytest.fixture()
@@ -177,3 +184,16 @@ def test_sigterm_stops_cleanly_and_the_audit_log_verifies(served: Served) -> Non
                              str(served.config)], capture_output=True, text=True, timeout=120)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert not re.search("|".join(re.escape(v) for v in RAW.values()), verify.stdout + verify.stderr)
+
+
+@pytest.mark.slow
+def test_names_found_by_ner_never_reach_the_upstream(tmp_path: Path) -> None:
+    name, city = "Margarethe Vogelsang", "Wuppertal"
+    ask = f"Draft a letter from {name} in {city} to {RAW['email']}."
+    with serve_process(tmp_path, ner=True) as served, \
+            openai.OpenAI(base_url=served.url, api_key=CLIENT_KEY, max_retries=0) as client:
+        answer = client.chat.completions.create(model="x", messages=[{"role": "user", "content": ask}])
+        seen = served.upstream.last().everything()
+    assert answer.choices[0].message.content == f"You said: {ask}"
+    for value in (name, "Vogelsang", RAW["email"]):
+        assert value not in seen
