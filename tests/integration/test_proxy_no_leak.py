@@ -62,6 +62,10 @@ def test_chat_goes_out_pseudonymized_and_comes_back_restored(stack: tuple[Upstre
     sent = upstream.last().json()
     assert PLACEHOLDER.search(sent["messages"][0]["content"])
     assert sent["model"] == "m-upstream"  # the configured model of the endpoint, not the client's
+    assert reply.headers["x-trustlayer-decision"] == "transform"
+    assert reply.headers["x-trustlayer-endpoint"] == "cloud"
+    assert reply.headers["x-trustlayer-rules"] == "secrets-pseudo"
+    assert re.fullmatch(r"[0-9a-f]{64}", reply.headers["x-trustlayer-response-record"])
 
 
 def test_tool_calls_and_tool_results_are_gated_both_ways(stack: tuple[Upstream, str, ListRecorder],

@@ -253,7 +253,8 @@ class _Proxy:
             data = await client.complete_text_async(_one_prompt(content), **params)
         reply = response_message(data, wire.kind, conversation_id=out.message.conversation_id)
         inbound = await self.inbound(reply, out)
-        return JSONResponse(apply_response(data, wire.kind, inbound.message))
+        headers = {**_trace_headers(out), "X-Trustlayer-Response-Record": inbound.record.digest}
+        return JSONResponse(apply_response(data, wire.kind, inbound.message), headers=headers)
 
     async def _stream(self, wire: WireRequest, out: Outbound) -> Response:
         client, content, params = self._forward(wire, out)
@@ -269,7 +270,18 @@ class _Proxy:
             raise
         rewriter = SseRewriter(self.gate.stream_inbound(out.route, request=out), wire.kind)
         return StreamingResponse(_relay(first, source, rewriter), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no",
+                                          **_trace_headers(out)})
+
+
+def _trace_headers(out: Outbound) -> dict[str, str]:
+    """What the gate decided, for the client's logs: outcome, endpoint, rules and the record id (no content)."""
+    return {
+        "X-Trustlayer-Decision": out.decision.outcome.value,
+        "X-Trustlayer-Endpoint": out.route.recipient.id,
+        "X-Trustlayer-Rules": ",".join(out.decision.rule_ids),
+        "X-Trustlayer-Request-Record": out.record.digest,
+    }
 
 
 def _one_prompt(content: Any) -> str:
