@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 from proxy_upstream import Upstream, create_upstream
-from stagekit import DEVICE, ListRecorder, Pseudonymizer, make_gate
+from stagekit import DEVICE, Hanging, ListRecorder, Pseudonymizer, RegexDetector, Returning, make_gate
 
 from trustlayer.intercept.proxy_cli import BackgroundServer
 from trustlayer.intercept.transport import TrustTransport
@@ -110,11 +110,19 @@ def test_tool_call_arguments_are_transformed_and_restored(upstream: tuple[Upstre
     assert call is not None and json.loads(call[0].function.arguments) == {"token": KEY}
 
 
-def test_blocked_request_never_reaches_the_server_and_sdk_gets_403(upstream: tuple[Upstream, str]) -> None:
+@pytest.mark.parametrize("fault,match", [
+    ("raises", "blocked at detect: RuntimeError raised"),
+    ("hangs", "blocked at detect: timed out after 0.3 s"),
+    ("invalid", "blocked at detect: .* returned str, expected list or tuple"),
+])
+def test_faulty_stage_blocks_nothing_reaches_the_server_and_block_is_recorded(
+        upstream: tuple[Upstream, str], fault: str, match: str) -> None:
     state, url = upstream
-    layer, rec = layer_for(url, detector=_Exploding())
+    detector = {"raises": _Exploding(), "hangs": Hanging(3.0, RegexDetector(), "detect"),
+                "invalid": Returning("detect", "oops", RegexDetector())}[fault]
+    layer, rec = layer_for(url, detector=detector, timeouts={"detect": 0.3})
     before = len(state.received)
-    with sdk(url, layer) as client, pytest.raises(openai.PermissionDeniedError, match="blocked at detect"):
+    with sdk(url, layer) as client, pytest.raises(openai.PermissionDeniedError, match=match):
         client.chat.completions.create(model="m", messages=[{"role": "user", "content": KEY}])
     assert len(state.received) == before
     assert rec.directions() == ["block"]
