@@ -59,7 +59,8 @@ def test_messages_function_returning_chat_completion_dict(server: tuple[Upstream
 
     @guard(to="cloud", layer=layer)
     def chat(messages: list[dict[str, Any]]) -> dict[str, Any]:
-        data: dict[str, Any] = httpx.post(url + "/v1/chat/completions", json={"model": "m", "messages": messages}).json()
+        r = httpx.post(url + "/v1/chat/completions", json={"model": "m", "messages": messages})
+        data: dict[str, Any] = r.json()
         return data
 
     reply = chat([{"role": "system", "content": "be brief"}, {"role": "user", "content": f"use {KEY}"}])
