@@ -199,3 +199,17 @@ def test_missing_key_variable_is_a_config_error(monkeypatch: pytest.MonkeyPatch,
 def test_key_never_in_repr(upstream: tuple[Upstream, Endpoint]) -> None:
     _, endpoint = upstream
     assert "sk-upstream-123" not in repr(OpenAIClient(endpoint))
+
+
+def test_a_stream_answered_with_json_is_an_error(upstream: tuple[Upstream, Endpoint]) -> None:
+    state, endpoint = upstream
+    state.fail_first = [(200, {}, b'{"id": "x", "choices": []}')]
+
+    async def main() -> None:
+        async with OpenAIClient(endpoint, retry=FAST) as client:
+            async for _ in client.post_stream_bytes_async("/chat/completions", {"messages": HELLO}):
+                pass
+
+    with pytest.raises(EndpointError, match=r"answered a streamed POST /chat/completions with application/json, "
+                                            r"not text/event-stream"):
+        anyio.run(main)

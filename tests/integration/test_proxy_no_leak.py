@@ -135,3 +135,41 @@ def test_every_request_is_recorded_outbound_and_inbound(stack: tuple[Upstream, s
     assert recorder.directions()[before:] == ["outbound", "inbound"]
     for envelope in recorder.entries:
         assert SECRET.encode() not in envelope
+
+
+def test_concurrent_conversations_get_only_their_own_values_back(stack: tuple[Upstream, str, ListRecorder],
+                                                                 upstream: Upstream) -> None:
+    import anyio
+
+    secrets = [f"sk-Conv{i:02d}Secret{i:04d}" for i in range(16)]
+    replies: dict[int, str] = {}
+
+    async def one(client: httpx.AsyncClient, i: int) -> None:
+        body = {"model": "m", "messages": [{"role": "user", "content": f"conversation {i} uses {secrets[i]}"}],
+                "stream": i % 2 == 0}
+        response = await client.post(stack[1] + "/v1/chat/completions", json=body,
+                                     headers={"Authorization": f"Bearer {CLIENT_KEY}"})
+        assert response.status_code == 200, response.text
+        replies[i] = response.text
+
+    async def main() -> None:
+        async with httpx.AsyncClient(timeout=30) as client, anyio.create_task_group() as tg:
+            for i in range(len(secrets)):
+                tg.start_soon(one, client, i)
+
+    anyio.run(main)
+    assert len(replies) == len(secrets)
+    for i, text in replies.items():
+        answer = _joined(text) if i % 2 == 0 else json.loads(text)["choices"][0]["message"]["content"]
+        assert answer == f"You said: conversation {i} uses {secrets[i]}"
+        assert not any(other in text for j, other in enumerate(secrets) if j != i)
+    assert_nothing_raw(upstream, *secrets)
+
+
+def _joined(sse: str) -> str:
+    parts = []
+    for line in sse.splitlines():
+        if line.startswith("data: {"):
+            for choice in json.loads(line[6:]).get("choices", []):
+                parts.append((choice.get("delta") or {}).get("content") or "")
+    return "".join(parts)
