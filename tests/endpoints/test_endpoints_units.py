@@ -7,11 +7,12 @@ from email.utils import format_datetime
 
 import pytest
 
+from trustlayer.endpoints._http_errors import error_detail as _error_detail
 from trustlayer.endpoints._retry import RetryPolicy, retry_after_seconds
 from trustlayer.endpoints._sse import EventDecoder
 from trustlayer.endpoints.base import ChatEndpoint, client_for
 from trustlayer.endpoints.local import LocalEndpoint
-from trustlayer.endpoints.openai_client import OpenAIClient, _error_detail
+from trustlayer.endpoints.openai_client import OpenAIClient
 from trustlayer.errors import ConfigError
 from trustlayer.types import Endpoint
 

@@ -16,7 +16,6 @@ content) and ``EndpointTimeout``.
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
@@ -26,9 +25,10 @@ from typing import Any
 import anyio
 import httpx
 
+from trustlayer.endpoints._http_errors import Retry, Translate, error_detail
 from trustlayer.endpoints._retry import RetryPolicy
 from trustlayer.endpoints._sse import EventDecoder
-from trustlayer.errors import ConfigError, EndpointError, EndpointTimeout
+from trustlayer.errors import ConfigError, EndpointError
 from trustlayer.types import Endpoint
 
 __all__ = ["OpenAIClient", "resolve_api_key"]
@@ -36,10 +36,6 @@ __all__ = ["OpenAIClient", "resolve_api_key"]
 _CHAT = "/chat/completions"
 _TEXT = "/completions"
 _USER_AGENT = "trustlayer/0.1"
-# Only short identifiers from an error body may be repeated: its free-text message can
-# echo the request content back.
-_SAFE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-_CONNECT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout)
 
 
 def resolve_api_key(endpoint: Endpoint) -> str | None:
@@ -58,19 +54,6 @@ def resolve_api_key(endpoint: Endpoint) -> str | None:
             field="endpoints.api_key_env",
         )
     return key
-
-
-def _error_detail(body: bytes) -> str:
-    """`` (type: x, code: y)`` from an OpenAI error body, only when both are plain identifiers."""
-    try:
-        error = json.loads(body).get("error")
-    except (ValueError, AttributeError):
-        return ""
-    if not isinstance(error, dict):
-        return ""
-    parts = [f"{k}: {error[k]}" for k in ("type", "code")
-             if isinstance(error.get(k), str) and _SAFE_ID.match(error[k])]
-    return f" ({', '.join(parts)})" if parts else ""
 
 
 class OpenAIClient:
@@ -236,7 +219,7 @@ class OpenAIClient:
             try:
                 with self._translated(path, attempts=attempt + 1, retrying=True):
                     response = client.send(request, stream=True)
-            except _Retry as again:
+            except Retry as again:
                 delay = self.retry.delay(attempt)
                 if delay is None:
                     raise again.error from again.error.__cause__
@@ -266,7 +249,7 @@ class OpenAIClient:
             try:
                 with self._translated(path, attempts=attempt + 1, retrying=True):
                     response = await client.send(request, stream=True)
-            except _Retry as again:
+            except Retry as again:
                 delay = self.retry.delay(attempt)
                 if delay is None:
                     raise again.error from again.error.__cause__
@@ -290,14 +273,15 @@ class OpenAIClient:
             return None
         return self.retry.delay(attempt, retry_after=response.headers.get("retry-after"))
 
-    def _translated(self, path: str, *, attempts: int = 1, retrying: bool = False) -> _Translate:
-        return _Translate(self, path, attempts=attempts, retrying=retrying)
+    def _translated(self, path: str, *, attempts: int = 1, retrying: bool = False) -> Translate:
+        return Translate(self.endpoint.id, self._base, self._timeout.read, path, attempts=attempts,
+                         retrying=retrying)
 
     # -- decoding ---------------------------------------------------------------
 
     def _status_error(self, status: int, content: bytes, path: str) -> EndpointError:
         return EndpointError(
-            f"endpoint {self.endpoint.id!r} answered HTTP {status} to POST {path}{_error_detail(content)}",
+            f"endpoint {self.endpoint.id!r} answered HTTP {status} to POST {path}{error_detail(content)}",
             endpoint=self.endpoint.id, status=status,
         )
 
@@ -318,7 +302,7 @@ class OpenAIClient:
             # An error event mid-stream: the status was already 200, so this is the
             # only way the server can still say it failed.
             raise EndpointError(f"endpoint {self.endpoint.id!r} sent an error event in the stream of POST "
-                                f"{path}{_error_detail(data.encode())}", endpoint=self.endpoint.id)
+                                f"{path}{error_detail(data.encode())}", endpoint=self.endpoint.id)
         return event
 
     # -- lifecycle ----------------------------------------------------------------
@@ -351,48 +335,3 @@ class OpenAIClient:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         await self.aclose()
-
-
-class _Retry(Exception):
-    """Internal: a connection failure that another attempt may cure; carries the error to raise."""
-
-    def __init__(self, error: EndpointError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-class _Translate:
-    """Turns httpx errors into ``EndpointError`` / ``EndpointTimeout`` (or ``_Retry``) at the boundary."""
-
-    def __init__(self, client: OpenAIClient, path: str, *, attempts: int, retrying: bool) -> None:
-        self._id = client.endpoint.id
-        self._origin = client._base
-        self._timeout = client._timeout.read
-        self._path = path
-        self._attempts = attempts
-        self._retrying = retrying
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        if exc is None or not isinstance(exc, httpx.HTTPError):
-            return
-        tries = f" after {self._attempts} attempt{'s' if self._attempts > 1 else ''}"
-        error: EndpointError
-        if isinstance(exc, httpx.TimeoutException):
-            phase = {httpx.ConnectTimeout: "connect", httpx.ReadTimeout: "read", httpx.WriteTimeout: "write",
-                     httpx.PoolTimeout: "pool"}.get(type(exc), "request")
-            error = EndpointTimeout(f"endpoint {self._id!r} timed out ({phase}, limit {self._timeout}s) on "
-                                    f"POST {self._path}{tries if self._retrying else ''}", endpoint=self._id)
-        elif isinstance(exc, httpx.ConnectError):
-            error = EndpointError(f"endpoint {self._id!r} at {self._origin} could not be reached{tries}",
-                                  endpoint=self._id)
-        else:
-            error = EndpointError(f"endpoint {self._id!r} failed on POST {self._path}: "
-                                  f"{type(exc).__name__}", endpoint=self._id)
-        error.__cause__ = exc
-        if self._retrying and isinstance(exc, _CONNECT_ERRORS):
-            raise _Retry(error) from exc
-        raise error from exc
