@@ -244,3 +244,15 @@ def test_reload_during_rewrites_is_never_half_applied(tmp_path: Path) -> None:
         stop.set()
         writer.join()
     assert seen  # at least one decision was checked against its digest
+
+
+def test_allowed_never_offers_an_endpoint_the_findings_are_too_narrow_for(gdpr: PolicyEngine) -> None:
+    # Deciding for the device, the gate asks detection for no entity type at all, so those
+    # findings say nothing about what the US cloud would receive: it is not offered.
+    ep = gdpr.endpoints
+    cands = [ep["gpt-us"], ep["local-llm"]]
+    to_device = Route.between(ep["phone"], ep["local-llm"])
+    assert gdpr.entities_for(to_device) == frozenset()
+    assert gdpr.decide([], to_device, candidates=cands).allowed == ("local-llm",)
+    to_cloud = Route.between(ep["phone"], ep["gpt-us"])
+    assert gdpr.decide([], to_cloud, candidates=cands).allowed == ("gpt-us", "local-llm")

@@ -60,6 +60,7 @@ class PolicyEngine:
         self._cmask: dict[int, int] = {}
         self._judged: dict[tuple[int, int, int, Any], Judgement] = {}
         self._plans: dict[tuple[Any, ...], tuple[Decision, tuple[Any, ...]]] = {}
+        self._needed: dict[int, int] = {}
         self._entities: dict[tuple[Any, ...], tuple[frozenset[str], tuple[Endpoint, Endpoint]]] = {}
         self._prefix = secrets.token_hex(8) + "-"
         self._ids = itertools.count(1)
@@ -261,18 +262,33 @@ class PolicyEngine:
         found = self._entities.get(key)
         if found is None:
             p = self.policy
-            classes, mask = 0, self._route_mask(route)
-            for r in p.rules:
-                if r.bit & mask:
-                    classes |= r.class_mask
-                    for cbit in r.transforms:
-                        classes |= cbit
-            types = frozenset().union(*(p.class_entities[b] for b in p.class_entities if b & classes))
+            need = self.needed_entities(self._route_mask(route))
+            types = frozenset(n for n in p.entity_names if p.entity_bit[n] & need)
             if len(self._entities) >= _CACHE_MAX:
                 self._entities.clear()
             # The entry keeps both endpoints alive, so their ids in the key stay theirs.
             found = self._entities[key] = (types, (route.sender, route.recipient))
         return found[0]
+
+    def needed_entities(self, applicable: int) -> int:
+        """The entity mask of every class the rules in ``applicable`` fire on or transform."""
+        found = self._needed.get(applicable)
+        if found is None:
+            p = self.policy
+            classes = 0
+            for r in p.rules:
+                if r.bit & applicable:
+                    classes |= r.class_mask
+                    for cbit in r.transforms:
+                        classes |= cbit
+            found = 0
+            for cbit, emask in p.class_emask.items():
+                if cbit & classes:
+                    found |= emask
+            if len(self._needed) >= _CACHE_MAX:
+                self._needed.clear()
+            self._needed[applicable] = found
+        return found
 
     def decide(self, findings: Sequence[Finding], route: Route, *, taint: frozenset[str] = frozenset(),
                applied: Mapping[str, Operator] | None = None, candidates: Sequence[Endpoint] = ()) -> Decision:
@@ -314,9 +330,10 @@ class PolicyEngine:
 
     def _plan(self, route: Route, candidates: tuple[Endpoint, ...], emask: int, tmask: int,
               applied: frozenset[tuple[str, Operator]] | None) -> Plan:
-        j = self.judge(self._route_mask(route), emask, tmask, applied)
-        allowed = tuple(c.id for c in candidates
-                        if self._judge_to(route, c, emask, tmask, applied).status != "forbidden")
+        mask = self._route_mask(route)
+        j = self.judge(mask, emask, tmask, applied)
+        seen = self.needed_entities(mask)
+        allowed = tuple(c.id for c in candidates if self._may_take(route, c, seen, emask, tmask, applied))
         if not candidates and j.status != "forbidden":
             allowed = (route.recipient.id,)
         classes = self.policy.classes_of(j.classes)
@@ -329,7 +346,7 @@ class PolicyEngine:
             return explain(self.policy, Outcome.ALLOW, to, j, allowed, classes)
         if j.status == "transform":
             return explain(self.policy, Outcome.TRANSFORM, to, j, allowed, classes)
-        target = self._local_target(route, candidates, emask, tmask) if j.route_local else None
+        target = self._local_target(route, candidates, seen, emask, tmask) if j.route_local else None
         if target is not None:
             tj = self._judge_to(route, target, emask, tmask, None)
             if target.id not in allowed:
@@ -337,11 +354,23 @@ class PolicyEngine:
             return explain(self.policy, Outcome.REROUTE, to, j, allowed, classes, target=target, target_j=tj)
         return explain(self.policy, Outcome.BLOCK, to, j, allowed, classes, no_target=j.route_local)
 
-    def _local_target(self, route: Route, candidates: tuple[Endpoint, ...], emask: int,
+    def _may_take(self, route: Route, endpoint: Endpoint, seen: int, emask: int, tmask: int,
+                  applied: frozenset[tuple[str, Operator]] | None) -> bool:
+        """True when ``endpoint`` may take the message, judged on findings complete enough for it.
+
+        The gate asks detection only for ``entities_for(route)``; an endpoint whose rules need
+        other entity types cannot be judged on those findings, so it is not offered (fail closed).
+        """
+        mask = self._redirected_mask(route, endpoint)
+        if self.needed_entities(mask) & ~seen:
+            return False
+        return self.judge(mask, emask, tmask, applied).status != "forbidden"
+
+    def _local_target(self, route: Route, candidates: tuple[Endpoint, ...], seen: int, emask: int,
                       tmask: int) -> Endpoint | None:
         """The first device endpoint among the candidates, then the sender, that may take the message."""
         for e in (*candidates, route.sender):
-            if e.kind is Kind.DEVICE and e.id != route.recipient.id:
-                if self._judge_to(route, e, emask, tmask, None).status != "forbidden":
-                    return e
+            if e.kind is Kind.DEVICE and e.id != route.recipient.id and self._may_take(route, e, seen, emask,
+                                                                                        tmask, None):
+                return e
         return None
