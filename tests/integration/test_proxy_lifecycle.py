@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from pathlib import Path
@@ -55,9 +56,11 @@ def test_binding_beyond_loopback_without_keys_is_refused(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize(("proxy", "flags", "env", "message"), [
-    ("proxy: {}", {}, ENV, r"must name the proxy's upstream endpoint in proxy.upstream \(declared: phone, cloud"),
+    ("proxy: {}", {}, ENV, r"config '.*trustlayer.yaml', proxy.upstream: must name the proxy's upstream endpoint "
+                           r"\(declared: phone, cloud"),
     ("proxy: {upstream: cloud}", {"upstream": "ftp://x/v1"}, ENV, r"--upstream 'ftp://x/v1' must be an http\(s\)"),
-    ("proxy: {upstream: cloud, api_keys_env: NOPE_KEYS}", {}, ENV, r"proxy.api_keys_env names \$NOPE_KEYS"),
+    ("proxy: {upstream: cloud, api_keys_env: NOPE_KEYS}", {}, ENV,
+     r"trustlayer.yaml', proxy.api_keys_env: names \$NOPE_KEYS, which is not set"),
     ("proxy: {upstream: cloud}", {}, {}, rf"endpoint 'cloud' takes its API key from \${UPSTREAM_KEY_ENV}"),
     ("proxy: {upstream: nowhere}", {}, ENV, r"line 7.*names endpoint 'nowhere', which is not declared"),
 ])
@@ -74,6 +77,17 @@ def test_serve_reports_config_errors_in_one_line_with_exit_2(tmp_path: Path) -> 
     assert result.output.count("\n") == 1 and "refusing to listen on '0.0.0.0'" in result.output
     missing = CliRunner().invoke(serve, ["--config", str(tmp_path / "nope.yaml")])
     assert missing.exit_code == 2 and "Traceback" not in missing.output
+
+
+def test_serve_on_a_busy_port_fails_fast_with_exit_2(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(serve, ["--config", str(path), "--port", str(port)], env=ENV)
+    assert result.exit_code == 2
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.output
 
 
 def test_graceful_shutdown_finishes_the_stream_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:

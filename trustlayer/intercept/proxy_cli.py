@@ -20,7 +20,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -78,7 +78,11 @@ class ProxySettings:
         but loopback without client keys is refused.
         """
         config = load_config(path)
-        target = _upstream_endpoint(config)
+
+        def problem(field: str, message: str) -> ConfigError:
+            return ConfigError(f"config {str(path)!r}, {field}: {message}", path=str(path), field=field)
+
+        target = _upstream_endpoint(config, problem)
         if upstream is not None:
             parts = urlsplit(upstream)
             if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
@@ -86,34 +90,48 @@ class ProxySettings:
                                   "http://127.0.0.1:8000/v1 (no query or fragment)", field="--upstream")
             target = target.model_copy(update={"url": upstream.rstrip("/")})
         if target.url is None:
-            raise ConfigError(f"proxy upstream endpoint {target.id!r} has no 'url'; set it in the config "
-                              "or pass --upstream URL", path=str(path), field="endpoints.url")
+            raise problem("endpoints.url", f"the proxy's upstream endpoint {target.id!r} has no 'url'; set it "
+                          "or pass --upstream URL")
         keys = list(config.proxy.api_keys)
         if config.proxy.api_keys_env is not None:
             raw = environ.get(config.proxy.api_keys_env)
             if raw is None:
-                raise ConfigError(f"proxy.api_keys_env names ${config.proxy.api_keys_env}, which is not set",
-                                  path=str(path), field="proxy.api_keys_env")
+                raise problem("proxy.api_keys_env", f"names ${config.proxy.api_keys_env}, which is not set")
             keys.extend(k.strip() for k in raw.split(",") if k.strip())
         bind = host if host is not None else config.proxy.host
         if not keys and not is_loopback(bind):
-            raise ConfigError(f"refusing to listen on {bind!r} without client API keys: anything but loopback "
-                              "needs proxy.api_keys or proxy.api_keys_env", path=str(path), field="proxy.api_keys")
+            raise problem("proxy.api_keys", f"refusing to listen on {bind!r} without client API keys: anything "
+                          "but loopback needs proxy.api_keys or proxy.api_keys_env")
         if target.api_key_env is not None and not environ.get(target.api_key_env):
-            raise ConfigError(f"upstream endpoint {target.id!r} takes its API key from ${target.api_key_env}, "
-                              "which is not set", path=str(path), field="endpoints.api_key_env")
+            raise problem("endpoints.api_key_env", f"upstream endpoint {target.id!r} takes its API key from "
+                          f"${target.api_key_env}, which is not set")
         return cls(config=config, config_path=Path(path), upstream=target, host=bind,
                    port=port if port is not None else config.proxy.port, api_keys=tuple(keys))
 
 
-def _upstream_endpoint(config: Config) -> Endpoint:
+def _upstream_endpoint(config: Config, problem: Callable[[str, str], ConfigError]) -> Endpoint:
     if config.proxy.upstream is not None:
-        return config.endpoint(config.proxy.upstream)
+        return config.endpoint(config.proxy.upstream)  # declared: the config loader checked it
     others = [e for e in config.endpoints if e.id != config.identity.id]
     if len(others) == 1:
         return others[0]
-    raise ConfigError("the config must name the proxy's upstream endpoint in proxy.upstream (declared: "
-                      f"{', '.join(e.id for e in config.endpoints)})", field="proxy.upstream")
+    raise problem("proxy.upstream", "must name the proxy's upstream endpoint (declared: "
+                  f"{', '.join(e.id for e in config.endpoints)})")
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A bound TCP socket for uvicorn; ``ConfigError`` naming the address when it cannot be had."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says
+    # TCP, and without it small responses wait for the client's delayed ACK (~40 ms).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", field="--port") from exc
+    return sock
 
 
 def create_app_from_config(settings: ProxySettings) -> Any:
@@ -140,12 +158,7 @@ class BackgroundServer:
     def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0, grace: float = 5.0) -> None:
         import uvicorn
 
-        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says
-        # TCP, and without it small responses wait for the client's delayed ACK (~40 ms).
-        self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM,
-                                   socket.IPPROTO_TCP)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, port))
+        self._sock = listen_socket(host, port)
         self.host = host
         self.port: int = self._sock.getsockname()[1]
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
@@ -210,16 +223,24 @@ def serve(config_path: str, upstream: str | None, host: str | None, port: int | 
     try:
         settings = ProxySettings.from_config(config_path, upstream=upstream, host=host, port=port,
                                              environ=os.environ)
-        app = create_app_from_config(settings)
+        # Bind before the gate loads, so a busy port fails fast and clearly.
+        sock = listen_socket(settings.host, settings.port)
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
-    click.echo(f"trustlayer proxy on http://{settings.host}:{settings.port}/v1 -> endpoint "
-               f"{settings.upstream.id!r} ({len(settings.api_keys)} client key(s))", err=True)
-    # The access log would print query strings, which may hold a client's raw data.
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
-                            lifespan="on", timeout_graceful_shutdown=_GRACE_SECONDS)
-    _graceful_server_class()(config).run()
+    with sock:
+        try:
+            app = create_app_from_config(settings)
+        except ConfigError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_USAGE)
+        shown = f"[{settings.host}]" if ":" in settings.host else settings.host
+        click.echo(f"trustlayer proxy on http://{shown}:{sock.getsockname()[1]}/v1 -> endpoint "
+                   f"{settings.upstream.id!r} ({len(settings.api_keys)} client key(s))", err=True)
+        # The access log would print query strings, which may hold a client's raw data.
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
+                                timeout_graceful_shutdown=_GRACE_SECONDS)
+        _graceful_server_class()(config).run(sockets=[sock])
     click.echo("trustlayer proxy stopped", err=True)
 
 
