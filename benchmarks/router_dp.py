@@ -70,44 +70,24 @@ def row(name: str, reports: list[RoutingReport], extra: str = "") -> str:
     return f"{name:<22} {statistics.mean(acc):>8.3f}{spread:<8} {cloud:>10.3f} {well:>13.3f}  {extra}"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--train", type=int, default=4000)
-    parser.add_argument("--test", type=int, default=2000)
-    parser.add_argument("--seeds", type=int, default=2, help="training runs per setting (different noise)")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--learning-rate", type=float, default=2.0)
-    args = parser.parse_args()
-    torch.set_num_threads(1)  # one core: the team shares two
-
-    train = simulated_routing_set(args.train, seed=1)
-    test = simulated_routing_set(args.test, seed=2)
-    base = TrainConfig(epsilon=1.0, epochs=args.epochs, batch_size=args.batch_size,
-                       learning_rate=args.learning_rate)
+def table(train: list[RoutingExample], test: list[RoutingExample], base: TrainConfig, seeds: int,
+          key: SigningKey) -> tuple[list[float], list[float], list[float]]:
+    """Print one side-by-side table; return per-step DP and plain times and calibration times."""
     spec = FeatureSpec(n_features=base.n_features, ngram_max=base.ngram_max,
                        signal_names=tuple(sorted(train[0].signals)))
     x_train, y_train = examples_to_tensors(train, spec)
     x_test, _ = examples_to_tensors(test, spec)
-    key = SigningKey.generate()
-
-    print(f"router_dp: SIMULATED routing set (trustlayer.routing.simulate, seeds 1/2): {len(train)} train, "
-          f"{len(test)} held-out; local model sufficed on {sum(e.local_sufficed for e in test) / len(test):.3f} "
-          "of held-out requests; 5% label noise")
-    print(f"model: logistic regression on {spec.n_features} hashed n-gram buckets + {len(spec.signal_names)} "
-          f"signals; {args.epochs} epochs, batch {args.batch_size}, lr {args.learning_rate}, clip "
-          f"{base.max_grad_norm}, delta = 1/(10 N) = {1 / (10 * len(train)):.2g}; {args.seeds} run(s) per row; "
-          f"torch threads 1")
-    print()
-    print(f"{'setting':<22} {'accuracy':>8}{'':<8} {'cloud-rate':>10} {'answered-well':>13}  privacy")
     n = len(test)
     labels = [ex.local_sufficed for ex in test]
+    print(f"N = {len(train)} training examples, delta = 1/(10 N) = {1 / (10 * len(train)):.2g}, "
+          f"{seeds} run(s) per row (mean ± sd of accuracy)")
+    print(f"{'setting':<22} {'accuracy':>8}{'':<8} {'cloud-rate':>10} {'answered-well':>13}  privacy")
     print(row("always local", [score_routing([1.0] * n, labels, threshold=0.5)]))
     print(row("always cloud", [score_routing([0.0] * n, labels, threshold=0.5)]))
     print(row("oracle (labels)", [score_routing([1.0 if v else 0.0 for v in labels], labels, threshold=0.5)]))
 
     plain_reports, plain_step = [], []
-    for seed in range(args.seeds):
+    for seed in range(seeds):
         model, per_step = plain_sgd(x_train, y_train, base, seed)
         plain_reports.append(score(model, x_test, test, base.threshold))
         plain_step.append(per_step)
@@ -118,7 +98,7 @@ def main() -> None:
     dp_accuracy: dict[float, float] = {}
     for epsilon in EPSILONS:
         reports, spent = [], []
-        for seed in range(args.seeds):
+        for seed in range(seeds):
             marks: list[float] = []
 
             def mark(done: int, total: int, marks: list[float] = marks) -> None:
@@ -137,17 +117,48 @@ def main() -> None:
         print(row(f"DP-SGD epsilon={epsilon:g}", reports,
                   f"(eps {statistics.mean(s.epsilon for s in spent):.3f}, delta {p.delta:.2g}), "
                   f"noise x{p.noise_multiplier:.3f}, {p.steps} steps"))
-
     plain_accuracy = statistics.mean(r.accuracy for r in plain_reports)
-    print()
     for epsilon in EPSILONS:
-        print(f"accuracy at epsilon={epsilon:g}: {dp_accuracy[epsilon]:.3f} = "
+        print(f"  accuracy at epsilon={epsilon:g}: {dp_accuracy[epsilon]:.3f} = "
               f"{dp_accuracy[epsilon] / plain_accuracy:.3f} x the no-DP reference ({plain_accuracy:.3f}), "
               f"{100 * (dp_accuracy[epsilon] - plain_accuracy):+.1f} points")
+    print()
+    return dp_step, plain_step, calibration
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--train", type=int, nargs="+", default=[4000, 500], help="training set sizes")
+    parser.add_argument("--test", type=int, default=2000)
+    parser.add_argument("--seeds", type=int, default=2, help="training runs per setting (different noise)")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--learning-rate", type=float, default=2.0)
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # one core: the team shares two
+
+    test = simulated_routing_set(args.test, seed=2)
+    base = TrainConfig(epsilon=1.0, epochs=args.epochs, batch_size=args.batch_size,
+                       learning_rate=args.learning_rate)
+    key = SigningKey.generate()
+    print(f"router_dp: SIMULATED routing set (trustlayer.routing.simulate; train seed 1, held-out seed 2): "
+          f"{args.test} held-out requests, local model sufficed on "
+          f"{sum(e.local_sufficed for e in test) / len(test):.3f}; 5% label noise")
+    print(f"model: logistic regression on {base.n_features} hashed n-gram buckets + 2 uncertainty signals; "
+          f"{args.epochs} epochs, expected batch {args.batch_size}, lr {args.learning_rate}, clip "
+          f"{base.max_grad_norm}; Opacus RDP accountant; torch threads 1")
+    print()
+    dp_step: list[float] = []
+    plain_step: list[float] = []
+    calibration: list[float] = []
+    for size in args.train:
+        d, p, c = table(simulated_routing_set(size, seed=1), test, base, args.seeds, key)
+        if size == args.train[0]:
+            dp_step, plain_step, calibration = d, p, c
     dp_ms, plain_ms = 1000 * statistics.median(dp_step), 1000 * statistics.median(plain_step)
-    print(f"training step: DP-SGD {dp_ms:.2f} ms vs plain SGD {plain_ms:.2f} ms per step of "
-          f"{args.batch_size} examples -> {dp_ms / plain_ms:.1f}x the plain-SGD time")
-    print(f"one-off before the first DP step (featurize {len(train)} prompts + Opacus noise calibration): "
+    print(f"training step (N = {args.train[0]}): DP-SGD {dp_ms:.2f} ms vs plain SGD {plain_ms:.2f} ms per step "
+          f"of {args.batch_size} examples -> DP-SGD takes {dp_ms / plain_ms:.2f}x the plain-SGD time")
+    print(f"one-off before the first DP step (featurize {args.train[0]} prompts + Opacus noise calibration): "
           f"median {statistics.median(calibration):.2f} s")
 
 
