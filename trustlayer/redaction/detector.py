@@ -25,7 +25,7 @@ from trustlayer.redaction import jsonargs
 from trustlayer.redaction._offline import install as install_offline
 from trustlayer.redaction.arbitrate import arbitrate, suppress
 from trustlayer.redaction.entities import DEFAULT_ENTITY_TYPES, ENTITY_TYPES, NER_ENTITY_TYPES
-from trustlayer.redaction.recognizers import Span, pattern_recognizers
+from trustlayer.redaction.recognizers import Span, has_context, pattern_recognizers
 from trustlayer.redaction.recognizers.financial import cvv_near_cards
 from trustlayer.redaction.recognizers.names import STOPWORDS
 from trustlayer.types import Finding, Message
@@ -39,6 +39,12 @@ MAX_MESSAGE_CHARS = 2_000_000
 """Largest total text (all fields) a message may hold; larger messages are refused (blocked)."""
 
 _SEP = "\n\n"
+_PERSONAL_PLACE = (
+    " i ", "i'm", " my ", " me ", " we ", " our ", " he ", " she ", " his ", " her ", " they ", " their ",
+    "live", "living", "based in", "born", "moved", "from", "address", "stay", "home", "reside", "located",
+    "wohne", "lebe", "aus ", "habite", "vis ", "vivo", "abito", "woon", "ship to", "deliver", "visit",
+    "office in", "work in", "works in", "travel", "flight", "trip", "patient", "customer", "client",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,8 +128,13 @@ class PiiDetector:
             from trustlayer.redaction.nlp import ner_engine
 
             for label, start, end, score in ner_engine().entities(doc):
-                if label in wanted:
-                    spans.append(Span(label, start, end, score, f"spacy:{label.lower()}"))
+                if label not in wanted:
+                    continue
+                # A place is personal data when it is tied to a person ("I live in ...");
+                # "the capital of France" is not.
+                if label == "LOCATION" and not has_context(doc, start, end, _PERSONAL_PLACE, window=40):
+                    continue
+                spans.append(Span(label, start, end, score, f"spacy:{label.lower()}"))
         return [s for s in spans if s.score >= self.score_threshold]
 
     def detect_spans(self, doc: str, wanted: frozenset[str]) -> list[Span]:

@@ -9,7 +9,7 @@ import phonenumbers
 
 from trustlayer.redaction.recognizers.base import Rule
 
-__all__ = ["RULES", "valid_phone"]
+__all__ = ["RULES", "phone_shaped", "valid_phone"]
 
 _I = re.IGNORECASE
 
@@ -39,6 +39,26 @@ def valid_phone(value: str) -> bool:
             continue
         if phonenumbers.is_valid_number(parsed):
             return True
+    return False
+
+
+_PHONE_SHAPE = re.compile(r"^(?:\+|00|\()|\)|\d[\s.\-/]+\d+[\s.\-/]+\d|(?:x|ext\.?|#)\s*\d+$", re.IGNORECASE)
+
+
+def phone_shaped(value: str) -> bool:
+    """Written like a phone number (country code, area code in brackets, grouped digits) and of a possible
+    length in some home region, even if its numbering plan does not know it."""
+    v = value.strip()
+    digits = sum(c.isdigit() for c in v)
+    if not 7 <= digits <= 15 or _DATE_LIKE.match(v) or _DOTTED_QUAD.match(v) or not _PHONE_SHAPE.search(v):
+        return False
+    number = "+" + v[2:] if v.startswith("00") else v
+    for region in ((None,) if number.startswith("+") else _REGIONS):
+        try:
+            if phonenumbers.is_possible_number(phonenumbers.parse(number, region)):
+                return True
+        except phonenumbers.NumberParseException:
+            continue
     return False
 
 
@@ -111,6 +131,10 @@ RULES: tuple[Rule, ...] = (
         r"(?<![\w+/.-])(?:\+|00)?(?:\(\d{1,4}\)\s?|\d)[\d\s().\-/]{5,20}\d(?:\s*(?:x|ext\.?|#)\s*\d{1,5})?(?![\w.]*\d)",
         _I), score=0.75, validate=valid_phone, checksum=True, context=_PHONE_CONTEXT, context_score=0.9,
         name="trustlayer:phone"),
+    Rule("PHONE_NUMBER", re.compile(
+        r"(?<![\w+/.-])(?:\+|00)?(?:\(\d{1,4}\)\s?|\d)[\d\s().\-/]{5,20}\d(?:\s*(?:x|ext\.?|#)\s*\d{1,5})?(?![\w.]*\d)",
+        _I), score=0.6, validate=phone_shaped, context=_PHONE_CONTEXT, context_score=0.85,
+        name="trustlayer:phone_shaped"),
     Rule("PHONE_NUMBER", re.compile(
         r"(?<![\w+/.-])(?:\+|00)?(?:\(\d{1,4}\)\s?|\d)[\d\s().\-/]{5,18}\d(?![\w.]*\d)"), score=0.3,
         validate=_phone_in_context, context=_PHONE_CONTEXT, context_score=0.7, context_required=True,
