@@ -93,3 +93,10 @@ def test_unknown_shipped_policy_lists_the_shipped_ones() -> None:
     with pytest.raises(PolicyError, match=r"no shipped policy named 'eu_gdpr' \(shipped: default, "
                                           r"device-only-special, eu-gdpr, hipaa, pci-dss\)"):
         shipped_policy_path("eu_gdpr")
+
+
+def test_forbid_whose_transform_misses_its_trigger_is_a_warning() -> None:
+    engine = PolicyEngine.from_file(ASSETS / "policy_transform_misses_trigger.yaml")
+    warnings = shadowed(engine)
+    assert [(w.rule, w.line) for w in warnings] == [("phi-pseudonymize-wrong-class", 9)]
+    assert "always blocks: its transform does not remove every class" in warnings[0].message

@@ -168,6 +168,9 @@ def shadowed(engine: PolicyEngine) -> list[Warning_]:
         if not applies:
             warnings.append(Warning_(r.id, r.line, f"rule {r.id!r} can never fire: its conditions on the route "
                                      "match no endpoint, sender and data subject"))
+        elif not live and blockers != -1 and blockers & r.bit:
+            warnings.append(Warning_(r.id, r.line, f"rule {r.id!r} always blocks: its transform does not remove "
+                                     "every class that makes it fire (add them to the obligation, or drop it)"))
         elif not live:
             names = [x.id for x in p.rules if x.bit & blockers and blockers != -1] or ["the default (forbid)"]
             warnings.append(Warning_(r.id, r.line, f"rule {r.id!r} can never decide: whenever it fires, "
