@@ -174,18 +174,6 @@ def test_raw_http_no_query_or_header_leaks(served: Served,
     assert_nothing_raw(upstream)
 
 
-def test_sigterm_stops_cleanly_and_the_audit_log_verifies(served: Served) -> None:
-    # The last test of the module: it stops the server the others used.
-    code, output = served.stop()
-    assert code == 0, output.decode()[-2000:]
-    for value in RAW.values():
-        assert value.encode() not in output
-    verify = subprocess.run([*TRUSTLAYER, "audit", "verify", str(served.config.parent / "audit.db"), "--config",
-                             str(served.config)], capture_output=True, text=True, timeout=120)
-    assert verify.returncode == 0, verify.stdout + verify.stderr
-    assert not re.search("|".join(re.escape(v) for v in RAW.values()), verify.stdout + verify.stderr)
-
-
 @pytest.mark.slow
 def test_names_found_by_ner_never_reach_the_upstream(tmp_path: Path) -> None:
     name, city = "Margarethe Vogelsang", "Wuppertal"
@@ -197,3 +185,30 @@ def test_names_found_by_ner_never_reach_the_upstream(tmp_path: Path) -> None:
     assert answer.choices[0].message.content == f"You said: {ask}"
     for value in (name, "Vogelsang", RAW["email"]):
         assert value not in seen
+
+
+def test_every_two_chunk_split_of_the_stream_is_restored(served: Served, upstream: Upstream) -> None:
+    ask = f"Mail {RAW['email']} now"
+    with openai.OpenAI(base_url=served.url, api_key=CLIENT_KEY, max_retries=0) as client:
+        client.chat.completions.create(model="x", messages=[{"role": "user", "content": ask}])
+        width = len("You said: " + upstream.last().json()["messages"][0]["content"])
+        assert RAW["email"] not in upstream.last().everything()
+        for cut in range(width + 1):
+            upstream.chunks = lambda text, cut=cut: [text[:cut], text[cut:]]
+            stream = client.chat.completions.create(model="x", messages=[{"role": "user", "content": ask}],
+                                                    stream=True)
+            text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+            assert text == f"You said: {ask}", f"split at {cut} of {width}"
+    assert_nothing_raw(upstream)
+
+
+def test_sigterm_stops_cleanly_and_the_audit_log_verifies(served: Served) -> None:
+    # The last test of the module: it stops the server the others used.
+    code, output = served.stop()
+    assert code == 0, output.decode()[-2000:]
+    for value in RAW.values():
+        assert value.encode() not in output
+    verify = subprocess.run([*TRUSTLAYER, "audit", "verify", str(served.config.parent / "audit.db"), "--config",
+                             str(served.config)], capture_output=True, text=True, timeout=120)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert not re.search("|".join(re.escape(v) for v in RAW.values()), verify.stdout + verify.stderr)
