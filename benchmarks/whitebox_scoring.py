@@ -8,9 +8,9 @@ AUROC = probability that the right answer scores higher than the wrong one (0.5 
 Sets (generated from a seed):
 - word problems: the GSM8K-style multi-step arithmetic of benchmarks/consensus_quality.py;
 - one-step sums: "What is A + B?" with two-digit numbers.
-Also: the local model's uncertainty on its OWN greedy answer to the one-step sums (mean token
-entropy) as a predictor of whether that answer is right (AUROC of -entropy), which is the
-self-routing signal ``should_escalate`` uses.
+Also: the local model's uncertainty on its OWN greedy answer to small sums (1..20 + 1..20;
+mean token entropy) as a predictor of whether that answer is right (AUROC of -entropy),
+which is the self-routing signal ``should_escalate`` uses.
 
 Cost per answer is the wall time of ``WhiteBoxScorer.score`` (cold = new prompt; warm = second
 answer to the same prompt, prefix reused), against the named reference: the same model
@@ -92,8 +92,11 @@ def main() -> None:
     entropy_right: list[float] = []
     entropy_wrong: list[float] = []
     generate: list[float] = []
-    for text, answer in sums(args.own, seed=13):
-        reply, own = scorer.answer(text, max_tokens=16)
+    rng = random.Random(13)
+    for _ in range(args.own):
+        a, b = rng.randint(1, 20), rng.randint(1, 20)
+        answer = a + b
+        reply, own = scorer.answer(f"What is {a} + {b}? Reply with just the number.", max_tokens=16)
         generate.append(own.seconds)
         correct = normalize(extract_answer(reply)) == str(answer)
         (entropy_right if correct else entropy_wrong).append(-own.mean_entropy)
@@ -106,7 +109,7 @@ def main() -> None:
         print(f"{name:<14} {args.questions:>4} | {res['mean_logprob']:>13.3f} {res['min_logprob']:>12.3f} "
               f"{res['p10_logprob']:>12.3f}")
     n_own = len(entropy_right) + len(entropy_wrong)
-    print(f"own answers to one-step sums: {len(entropy_right)}/{n_own} right", end="")
+    print(f"own greedy answers to small sums (1..20 + 1..20): {len(entropy_right)}/{n_own} right", end="")
     if entropy_right and entropy_wrong:
         print(f"; AUROC of -mean entropy for right vs wrong: {auroc(entropy_right, entropy_wrong):.3f}")
     else:

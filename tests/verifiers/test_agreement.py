@@ -35,6 +35,10 @@ from trustlayer.verifiers.agreement import (
     ("(B)", "b"),
     ("B)", "B"),
     ("Option C", "c"),
+    ("3 + 4 = 7", "7"),
+    ("12 + 30 = 42\n\nThis is a classic example of adding two numbers together.", "42"),
+    ("The capital of France is Paris.", "Paris"),
+    ("The sky is blue.", "blue"),
     ("Answer: (d)", "D."),
 ])
 def test_equal_answers_match(a: str, b: str) -> None:
@@ -49,6 +53,8 @@ def test_equal_answers_match(a: str, b: str) -> None:
     ("(A)", "(B)"),
     ("Paris", "Berlin"),
     ("The answer is 12.", "The answer is 21."),
+    ("The capital of France is Paris.", "Berlin"),
+    ("15 + 10 =", "25"),
 ])
 def test_different_answers_do_not_match(a: str, b: str) -> None:
     assert exact(a, b) == 0.0

@@ -53,6 +53,7 @@ _MARKERS = (
 _NUMBER = re.compile(r"[-+]?\$?\d[\d,]*(?:\.\d+)?%?|[-+]?\$?\.\d+%?")
 _NUMBER_UNIT = re.compile(r"^([-+]?\$?\d[\d,]*(?:\.\d+)?%?)\s+[A-Za-z][A-Za-z ]{0,30}$")
 _CHOICE = re.compile(r"^\(?(?:option|choice)?\s*\(?([a-e])\)?[.):]?$", re.IGNORECASE)
+_STATEMENT = re.compile(r"^[^.!?\n]*\b(?:is|are|was|were)\s+([^.!?\n]+?)[.!]?$", re.IGNORECASE)
 _YES = frozenset({"yes", "true", "correct", "right"})
 _NO = frozenset({"no", "false", "incorrect", "wrong"})
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -62,10 +63,14 @@ _SHORT_WORDS = 6
 
 
 def extract_answer(reply: str) -> str:
-    r"""The final answer stated in ``reply``: an explicit marker, else a short reply, else its last number.
+    r"""The final answer stated in ``reply``, by the first rule that applies.
 
-    Markers are ``#### x`` (GSM8K), ``\boxed{x}`` and ``(final) answer is/: x``; a reply of at
-    most six words is its own answer; otherwise the last number in it, else its last line.
+    1. an explicit marker: ``\boxed{x}``, ``#### x`` (GSM8K), ``(final) answer is/: x``;
+    2. a reply opening with yes/no (or true/false): that word;
+    3. an equation: what follows the last ``=`` ("3 + 4 = 7");
+    4. a one-sentence statement "... is/are/was/were x" of at most twelve words: ``x``;
+    5. a reply of at most six words: the reply itself;
+    6. otherwise its last number, else its last line.
     """
     text = reply.strip()
     boxed = _BOXED.findall(text)
@@ -75,7 +80,17 @@ def extract_answer(reply: str) -> str:
         found = list(marker.finditer(text))
         if found:
             return _first_clause(text[found[-1].end():].split("\n", 1)[0])
-    if len(text.split()) <= _SHORT_WORDS:
+    words = text.split()
+    if words and words[0].lower().strip(string.punctuation) in _YES | _NO:
+        return words[0].strip(string.punctuation)
+    if "=" in text:
+        after = _first_clause(text.rsplit("=", 1)[1].split("\n", 1)[0])
+        if after:
+            return after
+    statement = _STATEMENT.match(text)
+    if statement and len(words) <= 12 and len(statement.group(1).split()) <= 4:
+        return statement.group(1)
+    if len(words) <= _SHORT_WORDS:
         return text
     numbers = _NUMBER.findall(text)
     if numbers:
