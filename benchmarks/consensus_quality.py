@@ -26,8 +26,8 @@ Run: python benchmarks/consensus_quality.py [--trials 30] [--questions 60]
 from __future__ import annotations
 
 import argparse
-import os
 import asyncio
+import os
 import random
 import socket
 import statistics
