@@ -126,3 +126,9 @@ def test_text_case_without_a_detector_is_reported() -> None:
     results = run_cases(PolicyEngine.from_file(ASSETS / "policy_text_cases.yaml"))
     assert not results[0].passed
     assert "gives 'text', which needs a detector" in results[0].problems[0]
+
+
+def test_unknown_policy_name_lists_the_shipped_ones() -> None:
+    for command in ("check", "test", "prove", "export"):
+        code, _, err = run(command, "eu_gdpr")
+        assert code == 2 and "no shipped policy named 'eu_gdpr' (shipped: default," in err, command

@@ -28,7 +28,7 @@ from trustlayer.errors import ConfigError, PolicyError, TrustError
 from trustlayer.policy.analysis import prove, shadowed
 from trustlayer.policy.cases import resolve_endpoint, run_cases
 from trustlayer.policy.engine import PolicyEngine
-from trustlayer.policy.shipped import shipped_policy_names, shipped_policy_path
+from trustlayer.policy.shipped import shipped_policy_path
 from trustlayer.stages import Detector
 from trustlayer.types import Decision, Endpoint, Finding, Message, Route
 
@@ -51,9 +51,8 @@ def _path(file: str) -> Path:
     p = Path(file)
     if p.exists() or p.suffix in (".yaml", ".yml") or "/" in file:
         return p
-    if file in shipped_policy_names():
-        return shipped_policy_path(file)
-    return p
+    # Not a file: a shipped policy name, or an error that lists the shipped names.
+    return shipped_policy_path(file)
 
 
 @contextmanager
@@ -83,8 +82,10 @@ def check(files: tuple[str, ...], strict: bool) -> None:
     """Validate policy files; report errors with file, line and rule, and rules that can never decide."""
     bad = warned = 0
     for file in files:
+        with _errors():
+            path = _path(file)
         try:
-            engine = _engine(file)
+            engine = PolicyEngine.from_file(path)
         except PolicyError as exc:
             if exc.path is not None and not Path(exc.path).exists():
                 _fail(str(exc))
