@@ -84,7 +84,7 @@ def test_the_local_model_votes_and_the_scorer_adds_evidence(scorer: WhiteBoxScor
     """A device endpoint answers through the endpoints client; the scorer's figures reach the verdict."""
     phone = Endpoint(id="phone", kind="device", jurisdiction="DE", box="white")
     consensus = Consensus([phone], asker=EndpointAsker(params={"temperature": 0, "max_tokens": 12}),
-                          policy=lambda m, r: m, scorer=scorer.evidence)
+                          policy=lambda m, r: m, scorer=scorer.scorer(own=True, max_tokens=6))
     request = Message.from_openai([{"role": "user", "content": "Say the word hello."}], conversation_id="c")
     async def run() -> Verdict:
         try:
@@ -97,3 +97,6 @@ def test_the_local_model_votes_and_the_scorer_adds_evidence(scorer: WhiteBoxScor
     assert verdict.verified and verdict.agreeing == ("phone",)
     assert verdict.evidence["whitebox.tokens"] >= 1
     assert verdict.evidence["whitebox.mean_logprob"] < 0
+    # The local model answered the same greedy way through the endpoint and the scorer.
+    assert verdict.evidence["local.tokens"] >= 1 and verdict.evidence["local.mean_entropy"] >= 0
+    assert verdict.evidence["local.agrees"] in (0.0, 1.0)

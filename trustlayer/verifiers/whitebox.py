@@ -25,9 +25,10 @@ device is the caller's policy decision, not this module's.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -226,6 +227,23 @@ class WhiteBoxScorer:
             text = llm.detokenize(out).decode("utf-8", "replace").strip()
         return text, _summary(chosen, entropies, truncated=truncated, started=started)
 
-    def evidence(self, request: Message, answer: str) -> Mapping[str, float]:
-        """``Verdict.evidence`` for an answer: its white-box score (a ``Scorer`` for ``Consensus``)."""
-        return self.score(request, answer).evidence()
+    def evidence(self, request: Message, answer: str, *, own: bool = False,
+                 max_tokens: int = 16) -> Mapping[str, float]:
+        """``Verdict.evidence`` for an answer (a ``Scorer`` for ``Consensus``).
+
+        ``whitebox.*`` is the local model's score of ``answer``. With ``own``, the local model
+        also answers the request itself: ``local.*`` is its uncertainty on that answer and
+        ``local.agrees`` is 1.0 when its final answer matches ``answer`` (exact measure).
+        """
+        facts = dict(self.score(request, answer).evidence())
+        if own:
+            from trustlayer.verifiers.agreement import exact
+
+            mine, uncertainty = self.answer(request, max_tokens=max_tokens)
+            facts.update(uncertainty.evidence("local"))
+            facts["local.agrees"] = exact(mine, answer)
+        return facts
+
+    def scorer(self, *, own: bool = False, max_tokens: int = 16) -> Callable[[Message, str], Mapping[str, float]]:
+        """A ``Scorer`` for ``Consensus`` with these options (see :meth:`evidence`)."""
+        return functools.partial(self.evidence, own=own, max_tokens=max_tokens)
