@@ -120,10 +120,10 @@ def test_a_failed_batch_fails_every_caller_in_it() -> None:
         raise sqlite3.OperationalError("disk I/O error")
 
     committer = GroupCommitter(flush)
-    futures = [committer.submit(b"x") for _ in range(3)]
-    for f in futures:
+    waiters = [committer.submit(b"x") for _ in range(3)]
+    for w in waiters:
         with pytest.raises(AuditError, match="audit append failed .OperationalError.: disk I/O error"):
-            f.result()
+            w.wait()
     committer.close()
 
 

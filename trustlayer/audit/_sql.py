@@ -8,13 +8,11 @@ after the last committed index, insert it, sign a checkpoint if one is due, comm
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from trustlayer.audit._writer import GroupCommitter
@@ -236,18 +234,18 @@ class SQLLogStore(ABC):
 
     def record(self, envelope: bytes) -> int:
         """Append ``envelope`` (exact bytes) and return its index once the batch committed."""
-        return self._submit(envelope).result()
+        return self._committer_for(envelope).submit(envelope).wait()
 
     async def record_async(self, envelope: bytes) -> int:
         """``record`` for the async gate: awaits the group commit without blocking the loop."""
-        return await asyncio.wrap_future(self._submit(envelope))
+        return await self._committer_for(envelope).submit_async(envelope)
 
-    def _submit(self, envelope: bytes) -> Future[int]:
+    def _committer_for(self, envelope: bytes) -> GroupCommitter:
         if self._committer is None:
             raise AuditError(f"audit store {self._describe()} was opened without a log key and is read-only")
         if not isinstance(envelope, bytes) or not envelope:
             raise AuditError(f"an audit entry must be non-empty envelope bytes, got {type(envelope).__name__}")
-        return self._committer.submit(envelope)
+        return self._committer
 
     def checkpoint(self) -> StoredCheckpoint:
         """Sign a checkpoint of the whole log now unless the latest already covers it; return the latest."""

@@ -23,17 +23,22 @@ signatures verify with keys the caller trusts. The checks:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from trustlayer.audit._parallel import check_batches
 from trustlayer.audit.checkpoint import Checkpoint, open_checkpoint
 from trustlayer.audit.merkle import MerkleTree, ProofError, leaf_hash, verify_consistency
-from trustlayer.audit.record_view import read_record
-from trustlayer.audit.store import AuditStore, StoredCheckpoint
+from trustlayer.audit.store import AuditStore, Entry, StoredCheckpoint
 from trustlayer.errors import SignatureError
 from trustlayer.provenance.keys import Keyring
 
-__all__ = ["Problem", "VerifyReport", "verify_log"]
+__all__ = ["PARALLEL_FROM", "Problem", "VerifyReport", "verify_log"]
+
+_BATCH = 2000
+PARALLEL_FROM = 20_000
+"""Logs with at least this many entries are checked by one worker process per CPU (``workers=None``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +82,7 @@ class _Scan:
     order: dict[int, tuple[str, int]] = field(default_factory=dict)  # entry index -> (key id, sequence)
 
 
-def _signature_problem(report: VerifyReport, index: int, exc: SignatureError) -> None:
-    reason = str(exc)
+def _signature_problem(report: VerifyReport, index: int, reason: str) -> None:
     if reason.startswith("unknown key"):
         report.add("untrusted-key", f"entry {index}: signed by a key that is not trusted ({reason})", index)
     else:
@@ -86,35 +90,50 @@ def _signature_problem(report: VerifyReport, index: int, exc: SignatureError) ->
                                     f"({reason})", index)
 
 
+def _batches(store: AuditStore, size: int, sink: list[list[Entry]]) -> Iterator[list[bytes]]:
+    """Envelopes in batches; the entries themselves are kept in ``sink`` for the caller."""
+    batch: list[Entry] = []
+    for entry in store.entries(batch=size):
+        batch.append(entry)
+        if len(batch) == size:
+            sink.append(batch)
+            yield [e.envelope for e in batch]
+            batch = []
+    if batch:
+        sink.append(batch)
+        yield [e.envelope for e in batch]
+
+
 def _scan_entries(store: AuditStore, record_keys: Keyring, report: VerifyReport, tree: MerkleTree,
-                  progress: Callable[[int], None] | None) -> _Scan:
+                  progress: Callable[[int], None] | None, workers: int) -> _Scan:
     scan = _Scan()
     expected = 0
-    for entry in store.entries():
-        if entry.index != expected:
-            report.add("deleted", f"entries {expected}..{entry.index - 1} are missing: the stored indices jump "
-                                  f"from {expected - 1} to {entry.index} (deleted)", expected)
-        expected = entry.index + 1
-        leaf = leaf_hash(entry.envelope)
-        tree.append(leaf)
-        if leaf != entry.leaf_hash:
-            report.add("modified", f"entry {entry.index}: the envelope does not match the leaf hash written "
-                                   "with it (modified after it was appended)", entry.index)
-        try:
-            view = read_record(entry.envelope, record_keys)
-        except SignatureError as exc:
-            _signature_problem(report, entry.index, exc)
-            continue
-        scan.order[entry.index] = (view.key_id, view.sequence)
-        seq = scan.sequences.setdefault(view.key_id, _Seq())
-        first = seq.first_at.get(view.sequence)
-        if first is not None:
-            report.add("replay", f"entry {entry.index}: replays sequence {view.sequence} of key "
-                                 f"{view.key_id[:16]}, first recorded at entry {first}", entry.index)
-        else:
-            seq.first_at[view.sequence] = entry.index
-        if progress is not None and entry.index % 1000 == 999:
-            progress(entry.index + 1)
+    read: list[list[Entry]] = []
+    for outcomes in check_batches(_batches(store, _BATCH, read), record_keys, workers=workers):
+        for entry, outcome in zip(read.pop(0), outcomes, strict=True):
+            if entry.index != expected:
+                report.add("deleted", f"entries {expected}..{entry.index - 1} are missing: the stored indices "
+                                      f"jump from {expected - 1} to {entry.index} (deleted)", expected)
+            expected = entry.index + 1
+            leaf = leaf_hash(entry.envelope)
+            tree.append(leaf)
+            if leaf != entry.leaf_hash:
+                report.add("modified", f"entry {entry.index}: the envelope does not match the leaf hash written "
+                                       "with it (modified after it was appended)", entry.index)
+            if isinstance(outcome, str):
+                _signature_problem(report, entry.index, outcome)
+                continue
+            key_id, sequence = outcome
+            scan.order[entry.index] = outcome
+            seq = scan.sequences.setdefault(key_id, _Seq())
+            first = seq.first_at.get(sequence)
+            if first is not None:
+                report.add("replay", f"entry {entry.index}: replays sequence {sequence} of key "
+                                     f"{key_id[:16]}, first recorded at entry {first}", entry.index)
+            else:
+                seq.first_at[sequence] = entry.index
+        if progress is not None:
+            progress(expected)
     return scan
 
 
@@ -247,17 +266,20 @@ def _check_checkpoints(checkpoints: list[tuple[str, Checkpoint]], tree: MerkleTr
 
 
 def verify_log(store: AuditStore, *, record_keys: Keyring, log_keys: Keyring, saved: Sequence[bytes] = (),
-               progress: Callable[[int], None] | None = None) -> VerifyReport:
+               progress: Callable[[int], None] | None = None, workers: int | None = None) -> VerifyReport:
     """Verify every entry and checkpoint of ``store``; return a report of what is wrong and where.
 
     ``record_keys`` are the keys trusted to sign hop records, ``log_keys`` those trusted
     to sign checkpoints; ``saved`` are checkpoint envelopes kept outside the log (for
     truncation and fork detection against an earlier view). ``progress`` is called with
-    the number of entries read so far.
+    the number of entries read so far. ``workers`` processes check signatures (default:
+    one per CPU from ``PARALLEL_FROM`` entries on, else this process only).
     """
     report = VerifyReport()
     tree = MerkleTree()
-    scan = _scan_entries(store, record_keys, report, tree, progress)
+    if workers is None:
+        workers = (os.cpu_count() or 1) if store.size() >= PARALLEL_FROM else 1
+    scan = _scan_entries(store, record_keys, report, tree, progress, workers)
     gaps = _sequence_gaps(scan)
     checkpoints = _open_checkpoints(store.checkpoints(), saved, log_keys, store.origin, report)
     report.checkpoints = len(checkpoints)
