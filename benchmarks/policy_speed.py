@@ -11,6 +11,7 @@ exported with `trustlayer policy export --format cedar`, once per candidate (wha
 
 from __future__ import annotations
 
+import os
 import platform
 import random
 import statistics
@@ -158,7 +159,7 @@ def main() -> None:
     c50, c99 = percentiles(cold)
     print(f"policy_speed: {len(engine.policy.rules)} rules, {len(engine.policy.class_names)} classes, "
           f"{len(cands)} candidate endpoints; python {platform.python_version()} on {platform.machine()}, "
-          f"{sys.platform}")
+          f"{sys.platform}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} (shared host)")
     print(f"decide, steady state ({len(steady)} decisions over 500 recurring messages)   "
           f"p50 {s50:8.2f} us   p99 {s99:8.2f} us")
     print(f"  target p50 <= {TARGET_P50_US:.0f} us: ratio {s50 / TARGET_P50_US:.2f} "

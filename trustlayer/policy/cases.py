@@ -62,6 +62,8 @@ def _sender(engine: PolicyEngine, case: PolicyCase) -> Endpoint:
 def decide_case(engine: PolicyEngine, case: PolicyCase, *, detector: Detector | None = None,
                 ) -> tuple[Decision, Decision | None]:
     """The decision for a case, and the second decision after its transform (when there is one)."""
+    to = resolve_endpoint(engine, case.to)
+    route = Route.between(_sender(engine, case), to, subject_jurisdiction=case.subject)
     if case.findings is not None:
         findings: tuple[Finding, ...] = tuple(
             Finding(entity_type=t, start=0, end=1, score=1.0, detector="case") for t in case.findings)
@@ -70,9 +72,8 @@ def decide_case(engine: PolicyEngine, case: PolicyCase, *, detector: Detector | 
             raise PolicyError(f"test {case.name!r} gives 'text', which needs a detector "
                               "(run it through 'trustlayer policy test', or give 'findings')")
         message = Message.from_text(case.text or "", conversation_id="policy-test")
-        findings = tuple(detector.detect(message, entities=None))
-    to = resolve_endpoint(engine, case.to)
-    route = Route.between(_sender(engine, case), to, subject_jurisdiction=case.subject)
+        # Detect exactly what the gate would ask for on this route.
+        findings = tuple(detector.detect(message, entities=engine.entities_for(route)))
     candidates = tuple(resolve_endpoint(engine, c) for c in case.candidates)
     taint = frozenset(case.taint)
     first = engine.decide(findings, route, taint=taint, candidates=candidates)
