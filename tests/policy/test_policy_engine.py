@@ -256,3 +256,37 @@ def test_allowed_never_offers_an_endpoint_the_findings_are_too_narrow_for(gdpr: 
     assert gdpr.decide([], to_device, candidates=cands).allowed == ("local-llm",)
     to_cloud = Route.between(ep["phone"], ep["gpt-us"])
     assert gdpr.decide([], to_cloud, candidates=cands).allowed == ("gpt-us", "local-llm")
+
+
+def test_unconditional_forbid_and_verify_on_a_cured_forbid(tmp_path: Path) -> None:
+    f = tmp_path / "p.yaml"
+    f.write_text("""
+version: 1
+name: unconditional
+default: permit
+classes:
+  personal: {entities: [PERSON]}
+endpoints:
+  - {id: phone, kind: device, jurisdiction: DE}
+  - {id: rogue, kind: agent, jurisdiction: DE}
+  - {id: cloud, kind: cloud, jurisdiction: US}
+rules:
+  - id: no-unvetted-agents
+    effect: forbid
+    when: {to: {kind: agent, lacks: [dpa]}}
+    cite: "vendor management policy 4.2"
+  - id: personal-checked
+    effect: forbid
+    when: {classes: [personal], to: {kind: cloud}}
+    obligations: {pseudonymize: [personal], verify: {quorum: 2, of: 3, measure: f1}}
+    cite: "GDPR Art. 5(1)(d)"
+""")
+    engine = PolicyEngine.from_file(f)
+    ep = engine.endpoints
+    clean = engine.decide([], Route.between(ep["phone"], ep["rogue"]))
+    assert clean.outcome is Outcome.BLOCK and clean.rule_ids == ("no-unvetted-agents",)
+    r = Route.between(ep["phone"], ep["cloud"])
+    first = engine.decide(found("PERSON"), r)
+    assert first.outcome is Outcome.TRANSFORM and first.verify is not None and first.verify.measure == "f1"
+    second = engine.decide(found("PERSON"), r, taint=first.classes, applied=first.operators)
+    assert second.outcome is Outcome.ALLOW and second.verify == first.verify

@@ -253,7 +253,15 @@ def prove_cmd(file: str, claims: tuple[str, ...], strict: bool) -> None:
     for p in paths:
         table.add_row(p.cls, p.endpoint, p.form, ", ".join(p.with_classes), p.subject or "unknown",
                       ", ".join(p.rule_ids))
-    _out().print(table)
+    console = _out()
+    console.print(table)
+    for cls in engine.policy.class_names:
+        forms: dict[str, set[str]] = {}
+        for p in paths:
+            if p.cls == cls:
+                forms.setdefault(p.form, set()).add(p.kind)
+        summary = "; ".join(f"{form} to {', '.join(sorted(kinds))}" for form, kinds in sorted(forms.items()))
+        console.print(f"{cls}: {summary or 'reaches no endpoint'}")
     violated = 0
     for cls, kind in parsed:
         bad = [p for p in paths if p.cls == cls and p.kind == kind and (strict or p.form == "raw")]
