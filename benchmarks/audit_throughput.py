@@ -167,6 +167,16 @@ def main() -> None:
         print(f"reference: plain SQLite insert   {best['plain']:>10,.0f} /s  {cpu_best['plain']:>10,.0f} /s   "
               "(1 INSERT+COMMIT each, WAL, synchronous=FULL)")
         print(f"bound: one bulk transaction      {best['bulk']:>10,.0f} records/s   (not durable per record)")
+        hops = _hops(2000)
+        c0 = time.process_time()
+        for h in hops:
+            signer.sign(h)
+        sign_cpu = (time.process_time() - c0) / len(hops)
+        print(f"floor: RecordSigner.sign alone   {1 / sign_cpu:>10,.0f} /s per CPU-second "
+              f"({sign_cpu * 1e6:.0f} us/record: "
+              "statement, canonical JSON, Ed25519, digest)")
+        store_cpu = 1 / cpu_best["sign+append"] - sign_cpu
+        print(f"store + group commit overhead    {store_cpu * 1e6:>10.0f} us CPU per record (sign+append minus sign)")
         print(f"ratio sign+append / plain insert {best['sign+append'] / best['plain']:>10.2f}x")
         print(f"ratio append only / plain insert {best['append'] / best['plain']:>10.2f}x")
 

@@ -186,3 +186,27 @@ def test_graph(conversation_log: Path, trust: list[str]) -> None:
 def test_reputation(conversation_log: Path) -> None:
     result = _run("reputation", str(conversation_log))
     assert result.exit_code == 0 and "cloud" in result.output and "100.0%" in result.output
+
+
+def test_store_from_config_records_what_verify_with_the_same_config_accepts(tmp_path: Path) -> None:
+    from trustlayer.audit.from_config import store_from_config
+    from trustlayer.config import load_config
+
+    me = SigningKey.generate()
+    me.save(tmp_path / "id.key")
+    config = tmp_path / "trustlayer.yaml"
+    config.write_text("""version: 1
+identity: {id: phone, key: id.key}
+endpoints:
+  - {id: phone, kind: device, jurisdiction: DE}
+audit: {store: "sqlite:///logs/audit.db", checkpoint_every: 2}
+""")
+    signer = RecordSigner(me, endpoint="phone")
+    with store_from_config(load_config(config)) as store:
+        for _ in range(3):
+            store.record(signer.envelope())
+    db = tmp_path / "logs" / "audit.db"  # relative to the config file
+    result = _run("verify", str(db), "--config", str(config))
+    assert result.exit_code == 0, result.output
+    assert "intact: 3 entries" in result.output and "2 valid checkpoint(s)" in result.output
+    assert _run("verify", str(db)).exit_code == 0  # the config's keys were registered: TOFU also works
