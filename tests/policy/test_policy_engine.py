@@ -290,3 +290,15 @@ rules:
     assert first.outcome is Outcome.TRANSFORM and first.verify is not None and first.verify.measure == "f1"
     second = engine.decide(found("PERSON"), r, taint=first.classes, applied=first.operators)
     assert second.outcome is Outcome.ALLOW and second.verify == first.verify
+
+
+def test_subject_jurisdiction_is_normalized_or_refused(gdpr: PolicyEngine) -> None:
+    r = Route.between(gdpr.endpoints["phone"], gdpr.endpoints["gpt-us"], subject_jurisdiction="de")
+    assert gdpr.decide(found("EMAIL_ADDRESS"), r).outcome is Outcome.TRANSFORM  # 'de' is DE, inside the EEA
+    bad = Route.between(gdpr.endpoints["phone"], gdpr.endpoints["gpt-us"], subject_jurisdiction="Germany")
+    with pytest.raises(PolicyError, match=r"data subject jurisdiction 'Germany' is not an ISO 3166 code"):
+        gdpr.decide(found("EMAIL_ADDRESS"), bad)
+    with pytest.raises(PolicyError, match=r"'EUROPE' is not an ISO 3166 code"):
+        PolicyEngine.from_file(shipped_policy_path("eu-gdpr"), subject_jurisdiction="europe")
+    assert PolicyEngine.from_file(shipped_policy_path("eu-gdpr"), subject_jurisdiction=" fr ").subject_jurisdiction \
+        == "FR"

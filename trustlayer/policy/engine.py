@@ -32,8 +32,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from trustlayer.errors import PolicyError
 from trustlayer.policy.compiler import STRENGTH, CompiledPolicy, CompiledRule, compile_file
 from trustlayer.policy.explain import Judgement, Plan, explain
+from trustlayer.policy.schema import CODE
 from trustlayer.types import Channel, Decision, Endpoint, Finding, Kind, Operator, Outcome, Route
 
 __all__ = ["PolicyEngine"]
@@ -47,7 +49,9 @@ class PolicyEngine:
 
     def __init__(self, policy: CompiledPolicy, *, subject_jurisdiction: str | None = None) -> None:
         self.policy = policy
-        self.subject_jurisdiction = subject_jurisdiction or policy.file.subject_jurisdiction
+        subject = subject_jurisdiction or policy.file.subject_jurisdiction
+        self.subject_jurisdiction = subject.strip().upper() if subject else None
+        self._subject: dict[str | None, int] = {}
         self._local_mask = sum(r.bit for r in policy.rules if r.route_local)
         self._levels = {r.bit: self._rule_levels(r) for r in policy.rules}
         self._channel_mask = {c.value: self._mask(lambda r, c=c: r.channels is None or c.value in r.channels)
@@ -55,7 +59,7 @@ class PolicyEngine:
         self._to: dict[int, tuple[Endpoint, int]] = {}
         self._from: dict[int, tuple[Endpoint, int]] = {}
         self._channels: dict[tuple[Kind, Kind], str] = {}
-        self._subject: dict[str | None, int] = {}
+        self._subject_mask(self.subject_jurisdiction)  # validate the configured subject now
         self._taint: dict[frozenset[str], int] = {}
         self._cmask: dict[int, int] = {}
         self._judged: dict[tuple[int, int, int, Any], Judgement] = {}
@@ -119,6 +123,13 @@ class PolicyEngine:
     def _subject_mask(self, subject: str | None) -> int:
         found = self._subject.get(subject)
         if found is None:
+            if subject is not None and not CODE.match(subject):
+                normal = subject.strip().upper()
+                if not CODE.match(normal):
+                    # Fail closed: a subject we cannot read must not slip past a subject condition.
+                    raise PolicyError(f"data subject jurisdiction {subject!r} is not an ISO 3166 code such as DE",
+                                      field="subject_jurisdiction")
+                return self._subject_mask(normal)
             def keep(r: CompiledRule) -> bool:
                 if r.subject is None:
                     return True
