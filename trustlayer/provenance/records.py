@@ -42,6 +42,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from operator import index
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -50,7 +51,7 @@ from trustlayer.errors import SignatureError
 from trustlayer.provenance import _json
 from trustlayer.provenance.dsse import Verified, open_envelope
 from trustlayer.provenance.keys import Keyring
-from trustlayer.types import Channel, Decision, Hop, Verdict
+from trustlayer.types import Channel, Decision, Hop, Operator, Verdict
 
 __all__ = [
     "HOP_PREDICATE",
@@ -88,7 +89,9 @@ def from_millis(millis: int) -> datetime:
 
 def transmitted_digest(nonce: str, content: bytes) -> str:
     """SHA-256 of the nonce bytes followed by the content: the receiver-checkable digest."""
-    return hashlib.sha256(bytes.fromhex(nonce) + content).hexdigest()
+    h = hashlib.sha256(bytes.fromhex(nonce))
+    h.update(content)
+    return h.hexdigest()
 
 
 class _Strict(BaseModel):
@@ -220,13 +223,19 @@ class Statement(_Strict):
         return None
 
 
+# No floats by construction: build_statement copies only fields that the (validated, frozen)
+# pydantic models type as str, tuples/sets of str, or int; ints pass through
+# operator.index, which raises TypeError for a float instead of truncating it; the one
+# float (agreement) becomes an integer per-mille. tests/provenance asserts the result.
+
+
 def _decision(d: Decision | None) -> dict[str, Any] | None:
     if d is None:
         return None
     return {
-        "id": d.id, "outcome": str(d.outcome), "endpoint": d.endpoint, "rule_ids": list(d.rule_ids),
+        "id": d.id, "outcome": d.outcome.value, "endpoint": d.endpoint, "rule_ids": list(d.rule_ids),
         "policy_digest": d.policy_digest, "classes": sorted(d.classes),
-        "operators": {k: str(v) for k, v in sorted(d.operators.items())},
+        "operators": {k: Operator(v).value for k, v in sorted(d.operators.items())},
     }
 
 
@@ -234,8 +243,8 @@ def _verdict(v: Verdict | None) -> dict[str, Any] | None:
     if v is None:
         return None
     return {
-        "outcome": v.outcome, "agreement_permille": round(v.agreement * 1000), "quorum": v.quorum,
-        "of": v.of, "measure": v.measure, "agreeing": list(v.agreeing), "dissenting": list(v.dissenting),
+        "outcome": v.outcome, "agreement_permille": round(v.agreement * 1000), "quorum": index(v.quorum),
+        "of": index(v.of), "measure": v.measure, "agreeing": list(v.agreeing), "dissenting": list(v.dissenting),
         "abstained": sorted(v.abstained), "answered_by": v.answered_by,
     }
 
@@ -243,23 +252,25 @@ def _verdict(v: Verdict | None) -> dict[str, Any] | None:
 def build_statement(hop: Hop, *, salt: bytes, key_id: str, sequence: int, nonce: str,
                     time: int) -> dict[str, Any]:
     """The statement for ``hop`` as a JSON-ready dict; only digests of ``hop.content`` enter it."""
-    subject = [{"name": "content", "digest": {"sha256": hashlib.sha256(salt + hop.content).hexdigest()}}]
+    salted = hashlib.sha256(salt)
+    salted.update(hop.content)
+    subject = [{"name": "content", "digest": {"sha256": salted.hexdigest()}}]
     if hop.route.channel is Channel.AGENT_AGENT and hop.direction != "block":
         subject.append({"name": "transmitted", "digest": {"sha256": transmitted_digest(nonce, hop.content)}})
     route = hop.route
     predicate: dict[str, Any] = {
         "direction": hop.direction,
-        "route": {"sender": route.sender.id, "recipient": route.recipient.id, "channel": str(route.channel)},
+        "route": {"sender": route.sender.id, "recipient": route.recipient.id, "channel": route.channel.value},
         "model": hop.model,
         "decision": _decision(hop.decision),
-        "entity_counts": {k: int(n) for k, n in sorted(hop.entity_counts.items())},
+        "entity_counts": {k: index(n) for k, n in sorted(hop.entity_counts.items())},
         "verdict": _verdict(hop.verdict),
         "parents": list(hop.parents),
         "conversation_id": hop.conversation_id,
         "key_id": key_id,
-        "sequence": sequence,
+        "sequence": index(sequence),
         "nonce": nonce,
-        "time": time,
+        "time": index(time),
         "block": None,
     }
     if hop.direction == "block":

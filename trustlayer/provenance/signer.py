@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from trustlayer.errors import SignatureError
@@ -30,8 +31,6 @@ from trustlayer.types import Hop
 __all__ = ["RecordSigner"]
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class RecordSigner:
@@ -39,11 +38,12 @@ class RecordSigner:
 
     ``salt`` is the deployment's secret content salt (``salt.load_salt``). ``state_path``
     persists the sequence high-water mark (``None``: in memory, for throwaway keys only).
-    ``clock`` returns the current aware datetime (for tests of the time window).
+    ``clock``, when given, returns the current aware datetime (for tests of the time window);
+    by default the time is read with ``time.time_ns``.
     """
 
     def __init__(self, key: SigningKey, *, salt: bytes, state_path: Path | None,
-                 sequence_block: int = DEFAULT_BLOCK, clock: Callable[[], datetime] = _utcnow) -> None:
+                 sequence_block: int = DEFAULT_BLOCK, clock: Callable[[], datetime] | None = None) -> None:
         if len(salt) < 16:
             raise SignatureError(f"the content salt must be at least 16 bytes (use {SALT_BYTES}), got {len(salt)}")
         self.key = key
@@ -58,11 +58,16 @@ class RecordSigner:
 
     def sign(self, hop: Hop) -> Signed:
         """Build the hop's in-toto statement, sign it, and return the envelope bytes and digest."""
-        statement = build_statement(
-            hop, salt=self._salt, key_id=self.key.key_id, sequence=self.sequence.next(),
-            nonce=os.urandom(16).hex(), time=to_millis(self._clock()),
-        )
-        envelope = sign_envelope(_json.dumps(statement), _json.STATEMENT_MEDIA_TYPE, self.key)
+        try:
+            statement = build_statement(
+                hop, salt=self._salt, key_id=self.key.key_id, sequence=self.sequence.next(),
+                nonce=os.urandom(16).hex(),
+                time=time.time_ns() // 1_000_000 if self._clock is None else to_millis(self._clock()),
+            )
+        except TypeError as exc:  # operator.index met a float or another non-integer
+            raise SignatureError(f"cannot sign the hop: a count or number is not an integer ({exc})") from exc
+        # checked=True: build_statement guarantees str/int leaves (see records); saves a tree walk
+        envelope = sign_envelope(_json.dumps(statement, checked=True), _json.STATEMENT_MEDIA_TYPE, self.key)
         return Signed(envelope=envelope, digest=hashlib.sha256(envelope).hexdigest())
 
     def close(self) -> None:
