@@ -203,6 +203,7 @@ def main() -> None:
         serve_upstream(args.serve_upstream)
         return
 
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="tl-bench-") as tmp_name:
         tmp = Path(tmp_name)
         up_port, proxy_port = free_port(), free_port()
@@ -242,7 +243,7 @@ def main() -> None:
 
     print(f"proxy overhead: {args.requests} short chat requests, {args.streams} streams of {CHUNKS} events; "
           f"pattern-only redaction (e-mail + phone pseudonymized), Ed25519 records, SQLite audit; "
-          f"{os.cpu_count()} CPUs")
+          f"{os.cpu_count()} CPUs, load average before the run {load:.1f} (shared host)")
     print(f"{'ms':<22} {'direct50':>9} {'direct99':>9} {'proxy50':>9} {'proxy99':>9} {'added50':>9} "
           f"{'added99':>9} {'ratio50':>8}")
     added = report("chat (non-streamed)", direct, proxied)
