@@ -93,6 +93,9 @@ def main() -> None:
         auth_rate = m / (time.perf_counter() - t0)
         sizes = [len(e) for e in envelopes[:1000]]
 
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    print(f"host: {os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
+          "(shared machine: absolute figures scale with load, the ratio much less)")
     print(f"records: {n}, envelope size: median {statistics.median(sizes):.0f} bytes, payload {payload_len} bytes")
     print(f"reference  raw Ed25519 sign of a PAE of the same size : {raw_rate:10,.0f} /s "
           f"({1e6 / raw_rate:.1f} us)")
