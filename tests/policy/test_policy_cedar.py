@@ -15,7 +15,7 @@ cedarpy = pytest.importorskip("cedarpy")
 
 ASSETS = Path(__file__).parent.parent / "assets" / "policy"
 FILES = [*(shipped_policy_path(n) for n in ("default", "eu-gdpr", "hipaa", "pci-dss", "device-only-special")),
-         ASSETS / "policy_verify_and_permits.yaml"]
+         ASSETS / "policy_verify_and_permits.yaml", ASSETS / "policy_all_conditions.yaml"]
 
 
 def allowed(policies: object, route: Route, classes: frozenset[str], carried: frozenset[str],

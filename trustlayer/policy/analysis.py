@@ -108,9 +108,21 @@ def profiles(engine: PolicyEngine) -> list[Endpoint]:
     return out
 
 
+def _distinct(engine: PolicyEngine, endpoints: list[Endpoint], side: str) -> list[Endpoint]:
+    """One endpoint per (rules its ``side`` condition admits, kind): the rest decide alike.
+
+    The kind stays in the key because the channel of a route follows from the two kinds.
+    """
+    out: dict[tuple[int, Kind, str], Endpoint] = {}
+    for e in endpoints:
+        label = e.id if e.id in engine.endpoints else ""
+        out.setdefault((engine.side_mask(e, side), e.kind, label), e)
+    return list(out.values())
+
+
 def _senders(engine: PolicyEngine, everything: list[Endpoint]) -> list[Endpoint]:
     if any(r.from_ is not None for r in engine.policy.rules):
-        return everything
+        return _distinct(engine, everything, "from_")
     device = next((e for e in engine.endpoints.values() if e.kind is Kind.DEVICE), None)
     return [device or Endpoint(id="device", kind=Kind.DEVICE, jurisdiction=engine.subject_jurisdiction or "EU")]
 
@@ -121,14 +133,14 @@ def _contexts(engine: PolicyEngine) -> list[tuple[int, Endpoint, Endpoint, str |
     A declared endpoint is labelled by its id, a profile by ``any <kind>``.
     """
     everything = profiles(engine)
-    declared = list(engine.endpoints.values())
+    recipients = _distinct(engine, [*engine.endpoints.values(), *everything], "to")
     seen: dict[tuple[int, str], tuple[int, Endpoint, Endpoint, str | None]] = {}
     for sender in _senders(engine, everything):
-        for recipient in (*declared, *everything):
+        for recipient in recipients:
             label = recipient.id if recipient.id in engine.endpoints else f"any {recipient.kind.value}"
+            channel = Route.between(sender, recipient).channel.value
             for subject in _subject_reps(engine):
-                route = Route.between(sender, recipient, subject_jurisdiction=subject)
-                mask = engine.applicable(sender, recipient, route.channel.value, subject)
+                mask = engine.applicable(sender, recipient, channel, subject)
                 seen.setdefault((mask, label), (mask, sender, recipient, subject))
     return list(seen.values())
 

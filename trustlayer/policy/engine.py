@@ -120,6 +120,12 @@ class PolicyEngine:
             found = cache[id(endpoint)] = (endpoint, mask)
         return found[1]
 
+    def side_mask(self, endpoint: Endpoint, side: str) -> int:
+        """The rules whose ``to`` (``side="to"``) or ``from`` (``side="from_"``) condition admits ``endpoint``."""
+        if side not in ("to", "from_"):
+            raise ValueError(f"side must be 'to' or 'from_', got {side!r}")
+        return self._endpoint_mask(self._to if side == "to" else self._from, endpoint, side)
+
     def _subject_mask(self, subject: str | None) -> int:
         found = self._subject.get(subject)
         if found is None:
