@@ -34,7 +34,12 @@ class LengthRouter:
 
 
 class Controller:
-    """The method shape of routellm.controller.Controller.route(prompt, router, threshold) -> model name."""
+    """The shape of routellm 0.2.0 controller.Controller: route(prompt, router, threshold) -> model name.
+
+    RouteLLM and llmrouter-lib download from PyPI but install litellm, transformers, datasets (and
+    gradio, torch-geometric for LLMRouter) and upgrade shared packages, and their routers fetch
+    checkpoints or call embedding APIs; these classes keep the exact method shapes instead.
+    """
 
     def __init__(self, routers: list[str], strong_model: str, weak_model: str) -> None:
         self.model_pair = ModelPair(strong_model, weak_model)
@@ -47,7 +52,7 @@ class Controller:
 
 
 class KeywordRouter:
-    """The method shape of an LLMRouter router: route_single({"query": ...}) -> {"model_name": ...}."""
+    """The shape of an LLMRouter (PyPI llmrouter-lib 0.4.0) MetaRouter subclass: route_single(dict) -> dict."""
 
     def __init__(self, rules: dict[str, str], default: str) -> None:
         self.rules, self.default = rules, default
@@ -56,8 +61,8 @@ class KeywordRouter:
         text = query["query"].lower()
         for word, model in self.rules.items():
             if word in text:
-                return {"query": query["query"], "model_name": model}
-        return {"query": query["query"], "model_name": self.default}
+                return {"query": query["query"], "model_name": model, "predicted_llm": model}
+        return {"query": query["query"], "model_name": self.default, "predicted_llm": self.default}
 
 
 @pytest.fixture(scope="module")
