@@ -105,4 +105,4 @@ def test_pattern_types_are_declared() -> None:
     from trustlayer.redaction.recognizers import pattern_recognizers
 
     emitted = {r.entity_type for rec in pattern_recognizers() for r in rec.rules}
-    assert emitted - {"PERSON"} <= PATTERN_ENTITY_TYPES
+    assert emitted - {"PERSON", "LOCATION"} <= PATTERN_ENTITY_TYPES

@@ -134,6 +134,11 @@ class PiiDetector:
                 # "the capital of France" is not.
                 if label == "LOCATION" and not has_context(doc, start, end, _PERSONAL_PLACE, window=40):
                     continue
+                if label == "PERSON":
+                    trimmed = _trim_name(doc, start, end)
+                    if trimmed is None:
+                        continue
+                    start, end = trimmed
                 spans.append(Span(label, start, end, score, f"spacy:{label.lower()}"))
         return [s for s in spans if s.score >= self.score_threshold]
 
@@ -158,6 +163,23 @@ def _presidio_email() -> EmailRecognizer:
     from presidio_analyzer.predefined_recognizers import EmailRecognizer as Recognizer
 
     return Recognizer()
+
+
+def _trim_name(doc: str, start: int, end: int) -> tuple[int, int] | None:
+    """Cut common words off the ends of a NER name ("Il mio", "Tengo NIE"); ``None`` if no name is left."""
+    words = [(m.start() + start, m.end() + start) for m in re.finditer(r"\S+", doc[start:end])]
+
+    def common(w: tuple[int, int]) -> bool:
+        text = doc[w[0]:w[1]].strip(",.;:!?\"'()")
+        return text.lower().replace("'", "").replace("’", "") in STOPWORDS or not text[:1].isupper()
+
+    while words and common(words[0]):
+        words.pop(0)
+    while words and common(words[-1]):
+        words.pop()
+    if not words:
+        return None
+    return words[0][0], words[-1][1]
 
 
 _NAME_WORD = re.compile(r"[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ'’-]+")
@@ -186,7 +208,7 @@ def _repeats(doc: str, spans: Sequence[Span]) -> list[Span]:
             needles.setdefault(value, span)
         if span.entity_type == "PERSON":
             for word in re.findall(r"[^\W\d_][\w'’-]*", value):
-                if len(word) >= 3 and word.lower() not in STOPWORDS:
+                if len(word) >= 3 and word.lower().replace("'", "").replace("’", "") not in STOPWORDS:
                     needles.setdefault(word, span)
     found: list[Span] = []
     for needle, origin in needles.items():

@@ -17,8 +17,7 @@ _I = re.IGNORECASE
 # targets first (US, UK, DE, FR, IT, ES, NL).
 _REGIONS = ("US", "GB", "DE", "FR", "IT", "ES", "NL")
 _PHONE_CONTEXT = ("phone", "tel", "call", "mobile", "cell", "fax", "whatsapp", "sms", "text me", "reach me",
-                  "ring", "handy", "telefon", "téléphone", "portable", "teléfono", "móvil", "cellulare", "nummer",
-                  "number")
+                  "ring", "handy", "telefon", "téléphone", "portable", "teléfono", "móvil", "cellulare")
 _DATE_LIKE = re.compile(r"^\d{1,4}([./-])\d{1,2}\1\d{1,4}$")
 _DOTTED_QUAD = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
 
@@ -101,9 +100,9 @@ _UK_POSTCODE = r"(?:,?\s*(?:[A-Z][A-Za-z'-]+\s*,?\s*)?[A-Z]{1,2}\d[A-Z\d]?\s*\d[
 _NAME = r"[A-ZÀ-ÖØ-Þ][\wÀ-ÿ'-]*"
 _NAME_ANY = r"[\wÀ-ÿ][\wÀ-ÿ'-]*"
 
-_EN_ADDRESS = (r"(?:\b\d{1,6}[A-Za-z]?(?:-\d{1,4})?|(?:flat|studio|apartment|apt\.?|unit)\s+\d{1,4}[A-Za-z]?,?\s*)"
-               r"\s+(?:" + _NAME + r"\s+){1,3}(?i:" + _SUFFIXES + r")\b\.?" + _UNIT + _US_TAIL + _UK_POSTCODE)
-_EN_ADDRESS_LOWER = (r"\b\d{1,6}[a-z]?\s+(?:" + _NAME_ANY + r"\s+){1,3}(?i:" + _SUFFIXES + r")\b\.?" + _UNIT)
+_EN_ADDRESS = (r"(?:\b\d{1,6}[A-Za-z]?(?:-\d{1,4})?\s+|\b(?i:flat|studio|apartment|apt\.?|unit)\s+\d{1,4}[A-Za-z]?,?\s+)"
+               r"(?:" + _NAME + r"\s+){1,3}(?i:(?:" + _SUFFIXES + r")s?)\b\.?" + _UNIT + _US_TAIL + _UK_POSTCODE)
+_EN_ADDRESS_LOWER = (r"\b\d{1,6}[a-z]?\s+(?:" + _NAME_ANY + r"\s+){1,3}(?i:(?:" + _SUFFIXES + r")s?)\b\.?" + _UNIT)
 _ADDRESS_CONTEXT = ("live at", "lives at", "living at", "address", "located at", "ship to", "deliver",
                     "moved to", "send it to", "mail it to", "wohne", "adresse", "dirección", "indirizzo", "adres",
                     "home at", "stay at", "staying at")
@@ -129,7 +128,7 @@ RULES: tuple[Rule, ...] = (
         score=0.75, hint="@", name="trustlayer:email"),
     Rule("PHONE_NUMBER", re.compile(
         r"(?<![\w+/.-])(?:\+|00)?(?:\(\d{1,4}\)\s?|\d)[\d\s().\-/]{5,20}\d(?:\s*(?:x|ext\.?|#)\s*\d{1,5})?(?![\w.]*\d)",
-        _I), score=0.75, validate=valid_phone, checksum=True, context=_PHONE_CONTEXT, context_score=0.9,
+        _I), score=0.75, validate=valid_phone, context=_PHONE_CONTEXT, context_score=0.9,
         name="trustlayer:phone"),
     Rule("PHONE_NUMBER", re.compile(
         r"(?<![\w+/.-])(?:\+|00)?(?:\(\d{1,4}\)\s?|\d)[\d\s().\-/]{5,20}\d(?:\s*(?:x|ext\.?|#)\s*\d{1,5})?(?![\w.]*\d)",

@@ -11,7 +11,7 @@ from trustlayer.redaction.recognizers.base import Rule, Span
 __all__ = ["RULES", "cvv_near_cards"]
 
 # ISO/IEC 7812 issuer prefixes of the schemes in circulation, and their lengths.
-_IIN = re.compile(r"^(?:4|5[1-5]|2[2-7]|3[47]|3(?:0[0-59]|[689])|6(?:011|5|4[4-9]|2)|35|50|5[6-8]|6[37])")
+_IIN = re.compile(r"^(?:2131|1800|4|5[1-5]|2[2-7]|3[47]|3(?:0[0-59]|[689])|6(?:011|5|4[4-9]|2)|35|50|5[6-8]|6[37])")
 _CARD_LENGTHS = (16, 15, 14, 13, 19, 18, 17, 12)
 
 

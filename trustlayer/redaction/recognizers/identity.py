@@ -12,6 +12,7 @@ import re
 
 from trustlayer.redaction import checksums
 from trustlayer.redaction.recognizers.base import Rule
+from trustlayer.redaction.recognizers.contact import valid_phone
 
 __all__ = ["DATE", "RULES"]
 
@@ -35,21 +36,34 @@ DATE = (
 _BIRTH = (r"born|birth|d\.?o\.?b\.?|b-?day|geboren|geburts|geb\.|n[ée]e?\b|naissance|nacimiento|nacid[oa]|"
           r"nat[oa]\b|nascita|geboorte")
 
+# Not the tail of an international phone number ("+39 092216146").
+_NOT_AFTER_CC = "".join(rf"(?<!\+{d}{sep})" for d in (r"\d", r"\d\d", r"\d\d\d") for sep in ("", " ", "-"))
+
+_NHS_CONTEXT = ("nhs", "health service", "patient")
+
+
+def _nhs_not_phone(value: str) -> bool:
+    return checksums.nhs(value) and not valid_phone(value)
+
+
 RULES: tuple[Rule, ...] = (
     Rule("DATE_OF_BIRTH", re.compile(
         r"(?:" + _BIRTH + r")[^\n\d]{0,30}?(?P<v>" + DATE + r")\b", _I),
         group="v", score=0.95, hint=("born", "birth", "dob", "d.o.b", "geb", "né", "ne", "nac", "nat", "day"),
         name="trustlayer:date_of_birth"),
-    Rule("US_SSN", re.compile(r"\b(?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}\b"), score=0.85,
+    Rule("US_SSN", re.compile(_NOT_AFTER_CC + r"\b(?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}\b"), score=0.85,
          context=("ssn", "social security", "social sec"), name="trustlayer:us_ssn"),
     Rule("US_SSN", re.compile(r"\b(?!000|666|9\d\d)\d{3}(?!00)\d{2}(?!0000)\d{4}\b"), score=0.3,
          context=("ssn", "social security"), context_required=True, name="trustlayer:us_ssn_context"),
-    Rule("UK_NHS", re.compile(r"\b\d{3}[ -]?\d{3}[ -]?\d{4}\b"), score=0.6, validate=checksums.nhs,
-         checksum=True, context=("nhs", "health service", "patient"), name="trustlayer:uk_nhs"),
+    Rule("UK_NHS", re.compile(_NOT_AFTER_CC + r"\b\d{3}[ -]?\d{3}[ -]?\d{4}\b"), score=0.3, validate=checksums.nhs,
+         checksum=True, context=_NHS_CONTEXT, context_required=True, name="trustlayer:uk_nhs"),
+    # Without context, a mod-11 match that is also a valid phone number is left to the phone rules.
+    Rule("UK_NHS", re.compile(_NOT_AFTER_CC + r"\b\d{3}[ -]?\d{3}[ -]?\d{4}\b"), score=0.6, validate=_nhs_not_phone,
+         checksum=True, name="trustlayer:uk_nhs_no_context"),
     Rule("UK_NINO", re.compile(r"\b[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b", _I), score=0.85,
          validate=checksums.uk_nino, context=("national insurance", "nino", "ni number", "ni no"),
          name="trustlayer:uk_nino"),
-    Rule("DE_TAX_ID", re.compile(r"\b[1-9]\d(?: ?\d){9}\b"), score=0.55, validate=checksums.de_tax_id,
+    Rule("DE_TAX_ID", re.compile(_NOT_AFTER_CC + r"\b[1-9]\d(?: ?\d){9}\b"), score=0.55, validate=checksums.de_tax_id,
          checksum=True, context=("steuer", "tax", "idnr", "identifikationsnummer", "tin"),
          name="trustlayer:de_tax_id"),
     Rule("DE_ID_CARD", re.compile(r"\b[CFGHJKLMNPRTVWXYZ][CFGHJKLMNPRTVWXYZ0-9]{8}\d?\b"), score=0.3,
@@ -61,11 +75,11 @@ RULES: tuple[Rule, ...] = (
     Rule("IT_FISCAL_CODE", re.compile(
         r"\b[A-Z]{6}[0-9LMNP-V]{2}[ABCDEHLMPRST][0-9LMNP-V]{2}[A-Z][0-9LMNP-V]{3}[A-Z]\b", _I),
         score=0.95, validate=checksums.it_fiscal_code, checksum=True, name="trustlayer:it_fiscal_code"),
-    Rule("ES_NIF", re.compile(r"\b\d{8}[- ]?[A-Z]\b", _I), score=0.9, validate=checksums.es_nif, checksum=True,
+    Rule("ES_NIF", re.compile(_NOT_AFTER_CC + r"\b\d{8}[- ]?[A-Z]\b", _I), score=0.9, validate=checksums.es_nif, checksum=True,
          name="trustlayer:es_nif"),
     Rule("ES_NIE", re.compile(r"\b[XYZ][- ]?\d{7}[- ]?[A-Z]\b", _I), score=0.95, validate=checksums.es_nie,
          checksum=True, name="trustlayer:es_nie"),
-    Rule("NL_BSN", re.compile(r"\b\d{4}\.?\d{2}\.?\d{3}\b"), score=0.55, validate=checksums.nl_bsn,
+    Rule("NL_BSN", re.compile(_NOT_AFTER_CC + r"\b\d{4}\.?\d{2}\.?\d{3}\b"), score=0.55, validate=checksums.nl_bsn,
          checksum=True, context=("bsn", "burgerservice", "sofi", "citizen service"), name="trustlayer:nl_bsn"),
     Rule("MEDICAL_LICENSE", re.compile(r"\b[A-Z][A-Z9]\d{7}\b"), score=0.6, validate=checksums.dea,
          checksum=True, context=("dea", "licen", "prescri", "registration"), name="trustlayer:dea"),

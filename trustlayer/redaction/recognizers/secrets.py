@@ -110,7 +110,7 @@ RULES: tuple[Rule, ...] = (
     Rule("PASSWORD", re.compile(
         r"(?:^|(?<=[^A-Za-z0-9]))" + _PASSWORD_NAMES +
         r"[\"']?\s*(?:[:=]|=>|:=)\s*[\"'`]?"
-        r"(?P<v>(?<=[\"'`])[^\"'`\n]{1,200}(?=[\"'`])|(?<![\"'`])[^\s,;&\"'`]+)",
+        r"(?P<v>(?<=[\"'`])[^\"'`\n]{1,200}(?=[\"'`])|(?<![\"'`])[^\s\"'`][^\s,;&\"'`]*)",
         _I), group="v", score=0.95, validate=_password_value, hint=("pass", "pwd", "kennwort", "contrase",
                                                                    "parola"),
         name="trustlayer:password_assignment"),
@@ -129,4 +129,7 @@ RULES: tuple[Rule, ...] = (
     Rule("SECRET", re.compile(r"\b(?:Bearer|Basic|Token)\s+(?P<v>[A-Za-z0-9+/=_\-.~]{16,})"),
          group="v", score=0.9, validate=_secret_like, hint=("bearer", "basic", "token"),
          name="trustlayer:authorization_header"),
+    # Command-line password flags: mysql -p'secret', --password=secret
+    Rule("PASSWORD", re.compile(r"(?:^|\s)(?:-p|--password[= ]|--pass[= ])[ ]?[\"']?(?P<v>[^\s\"']{4,})"),
+         group="v", score=0.85, validate=_password_value, hint=("-p", "--pass"), name="trustlayer:password_flag"),
 )
