@@ -20,6 +20,32 @@ test cases::
         obligations: {pseudonymize: [eu_personal]}
         cite: "GDPR Art. 44"
 
+Reference:
+
+- ``default``: ``permit`` or ``forbid``, the effect when no rule fires.
+- ``subject_jurisdiction``: the data subject's jurisdiction when neither the config
+  nor the request gives one. An unknown subject makes ``subject`` conditions hold for
+  forbids and fail for permits (fail closed).
+- ``jurisdictions``: named groups of ISO 3166 codes; a subdivision (``US-CA``) is
+  inside its country (``US``). Quote ``"NO"`` (YAML reads a bare NO as false).
+- ``classes``: ``name: {entities: [...], cite, description}``; entity types must be
+  ones a detector emits (``trustlayer.redaction.entities.ENTITY_TYPES``).
+- ``rules[]``: ``id``, ``effect`` (permit / forbid), ``cite``, optional ``reason``, and
+  ``when``: ``classes`` (any of them present; ``match: all`` for every one), ``to`` and
+  ``from`` (``kind``, ``jurisdiction`` / ``region`` / ``id`` as a list or
+  ``{in: [...]}`` / ``{not_in: [...]}``, ``box``, ``has`` = holds all these
+  attestations, ``lacks`` = misses at least one), ``channel``, ``subject``.
+  ``obligations`` (forbid only, except ``verify``): ``pseudonymize`` / ``mask`` /
+  ``hash`` / ``drop`` (lists of classes; the transform cures the forbid), or
+  ``route_local: true`` (never cured by a transform: reroute to a device endpoint);
+  ``verify: {quorum, of, measure}`` demands consensus verification of the answer.
+  Forbid overrides permit.
+- ``endpoints``: example endpoints for the embedded tests and ``policy explain``.
+- ``tests[]``: ``name``, ``findings`` (entity types) or ``text``, ``to``, optional
+  ``from``, ``candidates``, ``taint``, ``subject``, and ``expect`` (``outcome`` and any
+  of ``endpoint``, ``rules``, ``operators``, ``allowed``, ``classes``,
+  ``after_transform``).
+
 Cross-references (undeclared classes, unknown entity types, duplicate rule ids) are
 checked by the compiler, which knows the lines they are on.
 """
