@@ -117,6 +117,13 @@ def plain_bulk(db: Path, envelopes: list[bytes]) -> float:
     return rate
 
 
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=20_000)
@@ -203,10 +210,14 @@ def main() -> None:
             os.sched_setaffinity(0, all_cpus)  # verify may use every core; the workers inherit this
         for label, workers in (("1 process", 1), (f"{len(all_cpus) or os.cpu_count()} processes", None)):
             with SQLiteStore(db) as store:
-                t0 = time.perf_counter()
+                t0, c0, k0 = time.perf_counter(), time.process_time(), _children_cpu()
                 report = verify_log(store, record_keys=ring, log_keys=ring, workers=workers)
                 elapsed = time.perf_counter() - t0
+                cpu = time.process_time() - c0 + _children_cpu() - k0
             assert report.ok and report.size == n, report.problems[:3]
+            idle = cpu / (workers or len(all_cpus) or 1)
+            print(f"  CPU time of verify (incl. workers): {cpu:.1f} s = {cpu / n * 1e6:.0f} us per entry; "
+                  f"on an otherwise idle machine about {idle:.1f} s wall")
             met = "MET" if elapsed < VERIFY_TARGET_S else "MISSED"
             print(f"audit verify, {n:,} entries, {label:<12} {elapsed:>6.1f} s   ({n / elapsed:,.0f} entries/s, "
                   f"{report.checkpoints} checkpoints)   target < {VERIFY_TARGET_S:.0f} s: {met}  "

@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 
-from trustlayer.audit.record_view import read_record
+from trustlayer.audit.record_view import record_identity
 from trustlayer.errors import SignatureError
 from trustlayer.provenance.keys import Keyring, VerifyKey
 
@@ -29,11 +29,9 @@ def _check(envelopes: Sequence[bytes], ring: Keyring) -> list[Outcome]:
     out: list[Outcome] = []
     for envelope in envelopes:
         try:
-            view = read_record(envelope, ring)
+            out.append(record_identity(envelope, ring))
         except SignatureError as exc:
             out.append(str(exc))
-            continue
-        out.append((view.key_id, view.sequence))
     return out
 
 
