@@ -20,7 +20,7 @@ least half its answers.
 Wall time: five real uvicorn servers on 127.0.0.1 with SIMULATED latencies; consensus
 fan-out against the slowest endpoint asked alone and against asking them one by one.
 
-Run: python benchmarks/consensus_quality.py [--trials 30] [--questions 60]
+Run: python benchmarks/consensus_quality.py [--trials 50] [--questions 60]
 """
 
 from __future__ import annotations
@@ -282,7 +282,7 @@ async def wall_time(repeats: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--trials", type=int, default=30)
+    parser.add_argument("--trials", type=int, default=50)
     parser.add_argument("--questions", type=int, default=60)
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()

@@ -16,7 +16,7 @@ Cost per answer is the wall time of ``WhiteBoxScorer.score`` (cold = new prompt;
 answer to the same prompt, prefix reused), against the named reference: the same model
 generating its own 16-token answer.
 
-Run: python benchmarks/whitebox_scoring.py [--questions 30] [--own 12]
+Run: python benchmarks/whitebox_scoring.py [--questions 30] [--own 24]
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def score_set(scorer: WhiteBoxScorer, items: list[tuple[str, int]], seed: int,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--questions", type=int, default=30)
-    parser.add_argument("--own", type=int, default=12)
+    parser.add_argument("--own", type=int, default=24)
     args = parser.parse_args()
 
     scorer = WhiteBoxScorer(n_ctx=256)
