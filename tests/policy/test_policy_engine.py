@@ -302,3 +302,13 @@ def test_subject_jurisdiction_is_normalized_or_refused(gdpr: PolicyEngine) -> No
         PolicyEngine.from_file(shipped_policy_path("eu-gdpr"), subject_jurisdiction="europe")
     assert PolicyEngine.from_file(shipped_policy_path("eu-gdpr"), subject_jurisdiction=" fr ").subject_jurisdiction \
         == "FR"
+
+
+def test_a_hop_to_an_agent_detects_every_class_so_taint_travels_complete(gdpr: PolicyEngine) -> None:
+    ep = gdpr.endpoints
+    to_agent = Route.between(ep["phone"], ep["agent-eu"])
+    assert gdpr.entities_for(to_agent) == frozenset(gdpr.policy.entity_names)
+    d = gdpr.decide(found("PERSON"), to_agent)
+    assert d.outcome is Outcome.ALLOW and d.classes == frozenset({"eu_personal"})
+    # To an EU cloud with a DPA, personal data does not matter, so it is not even looked for.
+    assert "PERSON" not in gdpr.entities_for(Route.between(ep["phone"], ep["mistral-eu"]))

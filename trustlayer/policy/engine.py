@@ -274,18 +274,28 @@ class PolicyEngine:
     # ── the Decider protocol ─────────────────────────────────────────────────────────────
 
     def entities_for(self, route: Route) -> frozenset[str]:
-        """Entity types of every class a rule applicable to this route fires on or transforms."""
+        """Entity types of every class a rule applicable to this route fires on or transforms.
+
+        A hop to an agent asks for every declared class: the agent may pass the message on,
+        and the classes in the signed record become its taint, so they must be complete.
+        """
         key = (id(route.sender), id(route.recipient), route.channel, route.subject_jurisdiction)
         found = self._entities.get(key)
         if found is None:
             p = self.policy
-            need = self.needed_entities(self._route_mask(route))
+            need = self._detected(route, self._route_mask(route))
             types = frozenset(n for n in p.entity_names if p.entity_bit[n] & need)
             if len(self._entities) >= _CACHE_MAX:
                 self._entities.clear()
             # The entry keeps both endpoints alive, so their ids in the key stay theirs.
             found = self._entities[key] = (types, (route.sender, route.recipient))
         return found[0]
+
+    def _detected(self, route: Route, applicable: int) -> int:
+        """The entity mask ``entities_for(route)`` asks detection for."""
+        if route.recipient.kind is Kind.AGENT or route.channel is Channel.AGENT_AGENT:
+            return (1 << len(self.policy.entity_names)) - 1
+        return self.needed_entities(applicable)
 
     def needed_entities(self, applicable: int) -> int:
         """The entity mask of every class the rules in ``applicable`` fire on or transform."""
@@ -349,7 +359,7 @@ class PolicyEngine:
               applied: frozenset[tuple[str, Operator]] | None) -> Plan:
         mask = self._route_mask(route)
         j = self.judge(mask, emask, tmask, applied)
-        seen = self.needed_entities(mask)
+        seen = self._detected(route, mask)
         allowed = tuple(c.id for c in candidates if self._may_take(route, c, seen, emask, tmask, applied))
         if not candidates and j.status != "forbidden":
             allowed = (route.recipient.id,)
