@@ -56,6 +56,10 @@ def test_verify_exit_codes(filled_log: Path, trust: list[str], tmp_path: Path) -
     missing = _run("verify", str(tmp_path / "missing.db"), *trust)
     assert missing.exit_code == 2 and "does not exist" in missing.output
     assert _run("verify").exit_code == 2  # no DB argument
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    result = _run("verify", str(text), *trust)
+    assert result.exit_code == 2 and "is not a SQLite database" in result.output
     bad = tmp_path / "bad-checkpoint.json"
     bad.write_text("not json")
     result = _run("verify", str(filled_log), *trust, "--checkpoint", str(bad))

@@ -191,3 +191,26 @@ def test_sequence_gap_inside_checkpointed_prefix_is_a_warning(db_path: Path, sig
         store.record(signer.envelope(sequence=2000))
         report = verify_log(store, record_keys=trusted, log_keys=trusted)
         assert [p.kind for p in report.problems] == ["sequence-gap"] and report.problems[0].index == 8
+
+
+def test_index_is_rebuilt_when_the_trusted_keys_change(db_path: Path, signer: RecordSigner, log_key: SigningKey,
+                                                       trusted: Keyring) -> None:
+    with SQLiteStore(db_path, log_key=log_key) as store:
+        store.record(signer.envelope(conversation="a"))
+        store.refresh_index(trusted)
+        assert len(store.search(conversation="a")) == 1
+        stranger_only = keyring(RecordSigner(endpoint="mallory"))
+        store.refresh_index(stranger_only)
+        assert store.search(conversation="a") == []  # the signer is no longer trusted: nothing shows
+
+
+def test_a_reviewer_never_alters_the_file(tmp_path: Path) -> None:
+    plain = tmp_path / "other.db"
+    conn = sqlite3.connect(plain)
+    conn.execute("CREATE TABLE t (x)")
+    conn.commit()
+    conn.close()
+    before = plain.read_bytes()
+    with pytest.raises(AuditError, match="is not a trustlayer audit log"):
+        SQLiteStore(plain)
+    assert plain.read_bytes() == before

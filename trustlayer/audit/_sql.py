@@ -8,6 +8,7 @@ after the last committed index, insert it, sign a checkpoint if one is due, comm
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import threading
 import time
@@ -91,14 +92,17 @@ class SQLLogStore(ABC):
         self._closed = False
         self._wconn = self._connect()
         self._rconn = self._connect()
-        self._origin = self._init_schema()
         self._committer: GroupCommitter | None = None
-        if log_key is not None:
-            self._register_key(log_key.public, "log", None)
-            self._committer = GroupCommitter(self._flush, max_batch=max_batch)
+        if log_key is None:
+            # A reviewer: never create or alter anything, and refuse what is not an audit log.
+            self._origin = self._existing_origin()
+            return
+        self._origin = self._init_schema()
+        self._register_key(log_key.public, "log", None)
         if keyring is not None:
             for entry in keyring.entries():
                 self._register_key(entry.key, "signer", entry.owner)
+        self._committer = GroupCommitter(self._flush, max_batch=max_batch)
 
     # --- dialect hooks -------------------------------------------------------------------------
 
@@ -145,6 +149,16 @@ class SQLLogStore(ABC):
             return result
 
     # --- schema and keys ----------------------------------------------------------------------
+
+    def _existing_origin(self) -> str:
+        try:
+            rows = self._read("SELECT value FROM meta WHERE name = ?", ("origin",))
+            self._read("SELECT count(*) FROM entries WHERE idx < 0")
+        except AuditError as exc:
+            raise AuditError(f"{self._describe()} is not a trustlayer audit log ({exc.__cause__})") from exc
+        if not rows:
+            raise AuditError(f"{self._describe()} is not a trustlayer audit log (it has no log origin)")
+        return str(rows[0][0])
 
     def _init_schema(self) -> str:
         def create(conn: Any) -> str:
@@ -360,13 +374,22 @@ class SQLLogStore(ABC):
         """Verify entries not yet indexed with ``keyring`` and store their search columns.
 
         Entries whose signature does not verify are indexed as unverified (with the reason)
-        and never appear in ``search``.
+        and never appear in ``search``. The index remembers which keys it trusted; with
+        other keys it is rebuilt, so search never shows what the current keys reject.
         """
         from trustlayer.audit.record_view import read_record
 
         ring = keyring if keyring is not None else self._keyring
         if ring is None:
             raise AuditError("indexing needs trusted keys: pass a keyring (see 'trustlayer audit --help')")
+        trust = hashlib.sha256(",".join(sorted(k.key_id for k in ring)).encode()).hexdigest()
+        if self._read("SELECT value FROM meta WHERE name = ?", ("index_trust",)) != [(trust,)]:
+            def reset(conn: Any) -> None:
+                conn.execute("DELETE FROM entry_index")
+                self._exec(conn, "DELETE FROM meta WHERE name = ?", ("index_trust",))
+                self._exec(conn, "INSERT INTO meta (name, value) VALUES (?, ?)", ("index_trust", trust))
+
+            self._write(reset)
         row = self._read("SELECT coalesce(max(idx), -1) FROM entry_index")
         done = 0
         for chunk in self._chunks(int(row[0][0]) + 1):

@@ -65,6 +65,9 @@ def _open(db: str) -> Iterator[SQLLogStore]:
     if "://" not in db:
         if not Path(db).is_file():
             raise ConfigError(f"audit log {db!r} does not exist or is not a file", path=db)
+        with Path(db).open("rb") as fh:
+            if fh.read(16) != b"SQLite format 3\x00":
+                raise ConfigError(f"audit log {db!r} is not a SQLite database", path=db)
         db = f"sqlite:///{db}"
     store = open_store(db)
     try:

@@ -32,7 +32,8 @@ class SQLiteStore(SQLLogStore):
     def __init__(self, path: str | Path, *, log_key: SigningKey | None = None, keyring: Keyring | None = None,
                  checkpoint_every: int = 256, max_batch: int = 1024) -> None:
         self.path = Path(path)
-        if log_key is None and not self.path.exists():
+        self._writable = log_key is not None
+        if not self._writable and not self.path.exists():
             raise AuditError(f"audit log {str(self.path)!r} does not exist")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         super().__init__(log_key=log_key, keyring=keyring, checkpoint_every=checkpoint_every,
@@ -44,8 +45,9 @@ class SQLiteStore(SQLLogStore):
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                    timeout=_BUSY_TIMEOUT_MS / 1000)
             conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")
+            if self._writable:  # a reviewer leaves the file's journal mode alone
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = FULL")
         except sqlite3.Error as exc:
             raise AuditError(f"cannot open audit log {str(self.path)!r}: {exc}") from exc
         return conn
