@@ -123,3 +123,27 @@ def test_evaluate_bad_data_file_exits_2(model: Path, workdir: Path) -> None:
     code, _, err = run("evaluate", "--model", str(model), "--data", str(bad), "--trust", str(workdir / "id.key.pub"))
     assert code == 2
     assert "label_not_boolean.jsonl' line 2: field 'local_sufficed'" in err
+
+
+def test_train_with_the_config_identity_key(workdir: Path, tmp_path: Path) -> None:
+    key = SigningKey.generate()
+    key.save(tmp_path / "phone.key")
+    (tmp_path / "trustlayer.yaml").write_text(
+        "version: 1\nidentity: {id: phone, key: phone.key}\n"
+        "endpoints:\n  - {id: phone, kind: device, jurisdiction: DE}\n", encoding="utf-8")
+    code, out, err = run("train", "--epsilon", "8", "--data", str(workdir / "train.jsonl"), "--out",
+                         str(tmp_path / "m"), "--config", str(tmp_path / "trustlayer.yaml"), "--epochs", "1",
+                         "--n-features", "64", "--record", str(tmp_path / "rec.dsse"))
+    assert code == 0, err
+    card = json.loads((tmp_path / "m" / "model_card.json").read_text())
+    assert card["trainer_key_id"] == key.key_id
+    assert (tmp_path / "phone.key.seq").exists()  # the gate's sequence file (provenance.from_config)
+    code, out, _ = run("show", str(tmp_path / "m"), "--config", str(tmp_path / "trustlayer.yaml"))
+    assert code == 0 and "verified" in out
+
+
+@pytest.mark.parametrize("keys", [[], ["--key", "a.key", "--config", "c.yaml"]])
+def test_train_needs_exactly_one_key_source(workdir: Path, keys: list[str]) -> None:
+    code, _, err = run("train", "--epsilon", "3", "--data", str(workdir / "train.jsonl"), "--out", "x", *keys)
+    assert code == 2
+    assert "give exactly one of --key" in err

@@ -25,6 +25,7 @@ from trustlayer.provenance.keys import Keyring, SigningKey, VerifyKey
 from trustlayer.routing.card import CardRejected, ModelCard
 
 if TYPE_CHECKING:
+    from trustlayer.provenance.sequence import SequenceCounter
     from trustlayer.routing.router import PrivateRouter
 
 __all__ = ["router"]
@@ -86,8 +87,9 @@ def router() -> None:
 @click.option("--delta", type=float, default=None, help="Target δ; must be below 1/N (default: 1/(10 N)).")
 @click.option("--data", type=click.Path(dir_okay=False), required=True, help="Routing data (JSONL).")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Directory for weights and card.")
-@click.option("--key", type=click.Path(dir_okay=False), required=True, help="Ed25519 private key that signs the card.")
+@click.option("--key", type=click.Path(dir_okay=False), default=None, help="Ed25519 private key that signs the card.")
 @click.option("--passphrase-env", default=None, help="Environment variable holding the key's passphrase.")
+@_config_option
 @click.option("--epochs", type=int, default=20, show_default=True)
 @click.option("--batch-size", type=int, default=64, show_default=True, help="Expected (Poisson) batch size.")
 @click.option("--learning-rate", type=float, default=2.0, show_default=True)
@@ -102,31 +104,36 @@ def router() -> None:
 @click.option("--record", type=click.Path(dir_okay=False), default=None,
               help="Also write the signed training record (DSSE envelope) here, for the audit log.")
 @click.option("--sequence-state", type=click.Path(dir_okay=False), default=None,
-              help="Sequence state file of the key (the gate's; default: <key>.seq) for --record.")
+              help="Sequence state file of the key for --record (default: the gate's, <key file>.seq).")
 @click.option("--overwrite", is_flag=True, help="Replace a router already in --out.")
-def train(epsilon: float, delta: float | None, data: str, out: str, key: str, passphrase_env: str | None,
-          epochs: int, batch_size: int, learning_rate: float, max_grad_norm: float, hidden: int,
+def train(epsilon: float, delta: float | None, data: str, out: str, key: str | None, passphrase_env: str | None,
+          config: str | None, epochs: int, batch_size: int, learning_rate: float, max_grad_norm: float, hidden: int,
           n_features: int, threshold: float, min_examples: int, seed: int | None, record: str | None,
           sequence_state: str | None, overwrite: bool) -> None:
-    """Train a router with DP-SGD to (ε, δ) and write it with its signed model card."""
+    """Train a router with DP-SGD to (ε, δ) and write it with its signed model card.
+
+    The card is signed with --key, or with the identity key of --config (whose sequence
+    file then numbers the --record, as the gate's records are numbered).
+    """
     from pydantic import ValidationError
 
     from trustlayer.routing.examples import read_jsonl
     from trustlayer.routing.model import TrainConfig
     from trustlayer.routing.train import check_training_data, train_router
 
+    if (key is None) == (config is None):
+        _fail("give exactly one of --key (a private key file) and --config (use its identity key)", EXIT_USAGE)
     try:
-        config = TrainConfig(epsilon=epsilon, delta=delta, epochs=epochs, batch_size=batch_size,
+        settings = TrainConfig(epsilon=epsilon, delta=delta, epochs=epochs, batch_size=batch_size,
                              learning_rate=learning_rate, max_grad_norm=max_grad_norm, hidden=hidden,
                              n_features=n_features, threshold=threshold, min_examples=min_examples, seed=seed)
     except ValidationError as exc:
         err = exc.errors(include_input=False, include_url=False)[0]
         _fail(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}", EXIT_USAGE)
     try:
-        passphrase = os.environ.get(passphrase_env) if passphrase_env else None
-        signing_key = SigningKey.from_file(key, passphrase)
+        signing_key, sequence = _signing(key, passphrase_env, config)
         examples = read_jsonl(data)
-        check_training_data(examples, config)  # refuse before the progress display starts
+        check_training_data(examples, settings)  # refuse before the progress display starts
     except (ConfigError, RouterError) as exc:
         _fail(str(exc), EXIT_USAGE)
     console = Console(stderr=True)
@@ -138,7 +145,7 @@ def train(epsilon: float, delta: float | None, data: str, out: str, key: str, pa
             def progress(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            trained = train_router(examples, config, key=signing_key, progress=progress)
+            trained = train_router(examples, settings, key=signing_key, progress=progress)
         trained.save(out, overwrite=overwrite)
     except RouterError as exc:
         _fail(str(exc), EXIT_USAGE)
@@ -152,13 +159,30 @@ def train(epsilon: float, delta: float | None, data: str, out: str, key: str, pa
         from trustlayer.provenance.sequence import SequenceCounter
         from trustlayer.routing.record import training_record
 
-        state = Path(sequence_state) if sequence_state else Path(key + ".seq")
         try:
-            signed = training_record(trained, key=signing_key, sequence=SequenceCounter(signing_key.key_id, state))
+            if sequence_state is not None:
+                sequence = SequenceCounter(signing_key.key_id, Path(sequence_state))
+            signed = training_record(trained, key=signing_key, sequence=sequence)
             Path(record).write_bytes(signed.envelope)
         except (TrustError, OSError) as exc:
             _fail(f"cannot write the training record {record!r}: {exc}", EXIT_USAGE)
         click.echo(f"wrote the signed training record {record} (id {signed.digest[:16]}...)")
+
+
+def _signing(key: str | None, passphrase_env: str | None, config: str | None) -> tuple[SigningKey, SequenceCounter]:
+    from trustlayer.provenance.sequence import SequenceCounter
+
+    if config is not None:
+        from trustlayer.config import load_config
+        from trustlayer.provenance.from_config import signer_from_config
+
+        signer = signer_from_config(load_config(config))
+        return signer.key, signer.sequence
+    path = Path(key or "")
+    passphrase = os.environ.get(passphrase_env) if passphrase_env else None
+    signing_key = SigningKey.from_file(path, passphrase)
+    # provenance.from_config keeps the sequence next to the key as <key file>.seq; so do we.
+    return signing_key, SequenceCounter(signing_key.key_id, path.with_name(path.name + ".seq"))
 
 
 @router.command("evaluate")
