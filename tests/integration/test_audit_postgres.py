@@ -101,6 +101,27 @@ def test_append_prove_verify(fresh_url: str) -> None:
         assert (rep.endpoint, rep.agreements, rep.dissents) == ("cloud-a", 1, 1)
 
 
+def test_cli_verifies_a_postgres_log_and_finds_tampering(fresh_url: str, tmp_path: Path) -> None:
+    import psycopg
+    from click.testing import CliRunner
+
+    from trustlayer.audit.cli import audit
+
+    signer, log_key = RecordSigner(endpoint="phone"), SigningKey.generate()
+    with open_store(fresh_url, log_key=log_key, checkpoint_every=5) as store:
+        for _ in range(12):
+            store.record(signer.envelope())
+    signer.key.public.save(tmp_path / "phone.pub")
+    log_key.public.save(tmp_path / "log.pub")
+    trust = ["--trust", str(tmp_path / "phone.pub"), "--trust", str(tmp_path / "log.pub")]
+    ok = CliRunner().invoke(audit, ["verify", fresh_url, *trust])
+    assert ok.exit_code == 0 and "intact: 12 entries" in ok.output, ok.output
+    with psycopg.connect(fresh_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM entries WHERE idx = 7")
+    bad = CliRunner().invoke(audit, ["verify", fresh_url, *trust])
+    assert bad.exit_code == 1 and "entries 7..7 are missing" in bad.output
+
+
 def _load(pem: bytes) -> SigningKey:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
