@@ -12,8 +12,15 @@ def test_tolerant_to_llm_rewrites(vault: Vault) -> None:
     p = vault.pseudonym("c", "EMAIL_ADDRESS", "ada@example.org")
     tag = p[len("<EMAIL_ADDRESS_"):-1]
     for written in (p, f"EMAIL_ADDRESS_{tag}", f"email_address_{tag.upper()}", f"Email Address {tag}",
-                    f"[EMAIL-ADDRESS-{tag}]", f"<<EMAIL_ADDRESS_{tag}>>", f"< EMAIL_ADDRESS_{tag} >"):
+                    f"[EMAIL-ADDRESS-{tag}]", f"< EMAIL_ADDRESS_{tag} >"):
         assert restore_text(vault, "c", f'Write to "{written}".') == 'Write to "ada@example.org".', written
+
+
+def test_brackets_around_an_exact_placeholder_are_kept(fast: Redactor) -> None:
+    msg = Message.from_text("From: Ada <ada@example.org>", conversation_id="c")
+    out, _ = fast.redact(msg)
+    assert out.text is not None and "<<EMAIL_ADDRESS_" in out.text
+    assert fast.restore(out) == msg
 
 
 def test_other_conversation_and_typed_placeholders_are_not_restored(vault: Vault) -> None:

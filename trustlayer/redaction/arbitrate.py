@@ -47,8 +47,8 @@ _LOOKALIKES = re.compile(
         # order, invoice, ticket, tracking ... numbers
         r"(?i:\b(?:order|invoice|ticket|tracking|transaction|txn|confirmation|booking|reservation|shipment|"
         r"parcel|po|sku|item|part|model|serial|issue|bug|pr|pull request|build|job|run|commit|ref|reference|"
-        r"bestellung|bestellnummer|rechnung|auftrag|commande|facture|pedido|factura|ordine|fattura|bestelling)"
-        r"(?:\s*(?:no\.?|nr\.?|number|num|id|#))?\s*[:#]?\s*#?[A-Z0-9][A-Z0-9-]{3,})",
+        r"bestellung|bestellnummer|rechnung|auftrag|commande|facture|pedido|factura|ordine|fattura|bestelling)\b"
+        r"(?:\s*(?:no\.?|nr\.?|number|num|id|#))?\s*[:#]?\s*#?(?=[A-Z-]*\d)[A-Z0-9][A-Z0-9-]{3,})",
         # UUIDs (RFC 9562) and hex digests (git SHAs, SHA-256)
         r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b",
         r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)[0-9a-f]{7,64}\b",

@@ -154,7 +154,32 @@ class PiiDetector:
         wanted = _check_entities(entities)
         doc, segments = self._layout(message)
         spans = self.detect_spans(doc, wanted)
+        fields = _credential_fields(segments, wanted)
+        if fields:
+            spans = arbitrate([*spans, *fields])
         return _to_findings(spans, segments)
+
+
+_PASSWORD_KEY = re.compile(r"(?:\w*[_.-])?(?:password|passwd|passwort|kennwort|pwd|pass|passphrase)(?:[_.-]\w*)?",
+                           re.IGNORECASE)
+_SECRET_KEY = re.compile(r"(?:\w*[_.-])?(?:secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|"
+                         r"client[_-]?secret|credentials?|auth)(?:[_.-]\w*)?", re.IGNORECASE)
+
+
+def _credential_fields(segments: Sequence[_Segment], wanted: frozenset[str]) -> list[Span]:
+    """The whole string value of a JSON key named like a password or secret (``{"password": "..."}``)."""
+    found: list[Span] = []
+    for key, value in zip(segments, segments[1:], strict=False):
+        if key.token is None or value.token is None or not key.token.is_key or value.token.is_key \
+                or not value.token.is_string or key.path != value.path or not value.token.text.strip():
+            continue
+        name = key.token.text
+        if "PASSWORD" in wanted and _PASSWORD_KEY.fullmatch(name):
+            found.append(Span("PASSWORD", value.doc_start, value.doc_end, 0.95, "trustlayer:json_password_field"))
+        elif "SECRET" in wanted and _SECRET_KEY.fullmatch(name) and len(value.token.text) >= 8 \
+                and " " not in value.token.text.strip():
+            found.append(Span("SECRET", value.doc_start, value.doc_end, 0.9, "trustlayer:json_secret_field"))
+    return found
 
 
 def _presidio_email() -> EmailRecognizer:

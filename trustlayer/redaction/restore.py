@@ -39,12 +39,17 @@ def _substitute(vault: Vault, conversation_id: str, text: str, start: int, end: 
     out: list[str] = []
     cursor = offset + start
     for match in placeholders.PATTERN.finditer(full, offset + start, offset + end):
-        value = vault.lookup(conversation_id, placeholders.canonical(match))
+        canon = placeholders.canonical(match)
+        value = vault.lookup(conversation_id, canon)
         if value is None:
             continue
-        out.append(full[cursor:match.start()])
+        # Written exactly as issued: replace just that, keeping brackets around it
+        # ("<<EMAIL_ADDRESS_x>>" came from "<ada@example.org>"); rewritten: the whole match.
+        exact = full.find(canon, match.start(), match.end())
+        left, right = (exact, exact + len(canon)) if exact >= 0 else match.span()
+        out.append(full[cursor:left])
         out.append(value)
-        cursor = match.end()
+        cursor = right
     out.append(full[cursor:offset + end])
     return "".join(out), end
 

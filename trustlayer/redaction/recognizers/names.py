@@ -34,7 +34,9 @@ hola hallo bonjour salut ciao hoi buongiorno buenos dias estimado estimada queri
 liebe lieber sehr geehrte geehrter herr frau beste gentile team equipo squadra
 call ask tell email mail send meet met contact ping cc invite remind forward reply write said says told
 monday tuesday wednesday thursday friday saturday sunday mr mrs ms dr prof mein meine mijn mio mia
-tengo il mi ma mon mes nummer number nie nif dni bsn nhs ssn id iban mrn dea steuer-id personalausweis
+tengo il mi ma mon mes nummer number convert write summarize summarise translate explain sort give list
+create generate fix refactor compare calculate show find make check describe draft rewrite add remove
+update delete build run test deploy install open close read review plan book order cancel schedule nie nif dni bsn nhs ssn id iban mrn dea steuer-id personalausweis
 """.split())
 
 _WORD = r"[A-Za-zÀ-ÖØ-öø-ÿ][A-Za-zÀ-ÖØ-öø-ÿ'’-]*"

@@ -51,6 +51,15 @@ def is_jwt(value: str) -> bool:
     return isinstance(header, dict) and "alg" in header
 
 
+_NEXT_PARAM = re.compile(r"&[\w.-]+=|[,;)\]}]+$")
+
+
+def _unquoted_end(value: str) -> int:
+    """Where an unquoted value ends: before the next ``&name=`` of a query string, or trailing punctuation."""
+    match = _NEXT_PARAM.search(value)
+    return match.start() if match and match.start() > 0 else len(value)
+
+
 def _password_value(value: str) -> bool:
     v = value.strip("\"'")
     return bool(v) and v.lower() not in _NOT_PASSWORDS and not v.startswith(("<", "${", "{{", "%("))
@@ -110,8 +119,9 @@ RULES: tuple[Rule, ...] = (
     Rule("PASSWORD", re.compile(
         r"(?:^|(?<=[^A-Za-z0-9]))" + _PASSWORD_NAMES +
         r"[\"']?\s*(?:[:=]|=>|:=)\s*[\"'`]?"
-        r"(?P<v>(?<=[\"'`])[^\"'`\n]{1,200}(?=[\"'`])|(?<![\"'`])[^\s\"'`][^\s,;&\"'`]*)",
-        _I), group="v", score=0.95, validate=_password_value, hint=("pass", "pwd", "kennwort", "contrase",
+        r"(?P<v>(?<=[\"'`])[^\"'`\n]{1,200}(?=[\"'`])|(?<![\"'`])[^\s\"'`]+)",
+        _I), group="v", score=0.95, validate=_password_value, refine=_unquoted_end,
+        hint=("pass", "pwd", "kennwort", "contrase",
                                                                    "parola"),
         name="trustlayer:password_assignment"),
     Rule("PASSWORD", re.compile(
