@@ -21,6 +21,7 @@ from trustlayer.intercept.guard import conversation, guard
 from trustlayer.intercept.route import route
 from trustlayer.intercept.transport import TrustTransport
 from trustlayer.layer import TrustLayer
+from trustlayer.policy import PolicyEngine
 from trustlayer.types import (
     Box,
     Channel,
@@ -64,6 +65,7 @@ __all__ = [
     "Operator",
     "Outbound",
     "Outcome",
+    "PolicyEngine",
     "PolicyError",
     "receive_message",
     "RedactionError",

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from trustlayer.errors import ConfigError
 
-__all__ = ["Lines", "LocatedError", "load_yaml", "loc_text", "validation_error"]
+__all__ = ["Lines", "LocatedError", "load_yaml", "loc_text", "validation_error", "walk_lines"]
 
 Lines = dict[tuple[str | int, ...], int]
 
@@ -42,6 +42,11 @@ def _walk(node: yaml.Node, path: tuple[str | int, ...], lines: Lines) -> None:
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             _walk(item, (*path, i), lines)
+
+
+def walk_lines(node: yaml.Node, path: tuple[str | int, ...], lines: Lines) -> None:
+    """Record the line of every value under ``node`` (composed YAML) into ``lines``, keyed by path."""
+    _walk(node, path, lines)
 
 
 def load_yaml(path: str | Path, *, error: type[ConfigError] = ConfigError,

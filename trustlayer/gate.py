@@ -490,6 +490,22 @@ class Gate:
             return blocked
         return Blocked(stage, reason)  # pragma: no cover - _block_flow always raises
 
+    def with_decider(self, decider: Decider) -> Gate:
+        """A new gate identical to this one but for its policy (a reload), sharing the taint store.
+
+        The gate itself never changes: a message in flight finishes on the gate it started
+        on, so ``entities_for`` and ``decide`` always come from the same policy.
+        """
+        return Gate(detector=self._detector, decider=decider, transformer=self._transformer, signer=self._signer,
+                    recorder=self._recorder, restorer=self._restorer, authenticator=self._authenticator,
+                    verifier=self._verifier, identity=self._identity, endpoints=tuple(self._endpoints.values()),
+                    timeouts=self._timeouts, taint=self.taint, observer=self._observer)
+
+    @property
+    def decider(self) -> Decider:
+        """The policy stage this gate decides with."""
+        return self._decider
+
     def close(self) -> None:
         """Release the gate's worker threads."""
         self._pool.shutdown(wait=False, cancel_futures=True)

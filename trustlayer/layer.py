@@ -128,6 +128,17 @@ class TrustLayer:
             return tuple(self.endpoints.values())
         return tuple(self.endpoint(i) for i in ids)
 
+    def reload_policy(self) -> None:
+        """Re-read the policy file; later messages use the new policy, messages in flight finish on the old one.
+
+        Raises ``PolicyError`` (and keeps the current policy) when the file no longer validates.
+        """
+        reload = getattr(self.gate.decider, "reload", None)
+        if not callable(reload):
+            raise ConfigError(f"the policy stage {type(self.gate.decider).__name__} cannot be reloaded")
+        # The old gate is left to messages in flight; its idle threads go when it is collected.
+        self.gate = self.gate.with_decider(reload())
+
     def close(self) -> None:
         """Close the gate, clients and stores."""
         self.gate.close()

@@ -143,3 +143,38 @@ def test_any_stage_failure_blocks_and_is_recorded_with_real_stages(ws: Workspace
         tl.gate._transformer = real
     report = verify(ws)
     assert report.ok and report.size == 1
+
+
+def test_policy_reload_applies_to_later_messages_only(ws: Workspace, tmp_path: Path) -> None:
+    import shutil
+
+    import yaml
+
+    from trustlayer.policy import shipped_policy_path
+
+    policy = tmp_path / "policy.yaml"
+    shutil.copy(shipped_policy_path("eu-gdpr"), policy)
+    cfg_data = yaml.safe_load(ws.phone.read_text())
+    cfg_data["policy"] = str(policy)
+    ws.phone.write_text(yaml.safe_dump(cfg_data))
+    with TrustLayer.from_config(ws.phone) as tl:
+        @route(layer=tl, fallback="block")
+        def pick(prompt: str) -> str:
+            return "us-cloud"
+
+        assert pick(f"mail {EMAIL}") == "us-cloud"
+        old_gate = tl.gate
+        data = yaml.safe_load(policy.read_text())
+        data["default"] = "forbid"
+        data["rules"] = [r for r in data["rules"] if r["effect"] == "forbid"]
+        policy.write_text(yaml.safe_dump(data))
+        assert pick(f"mail {EMAIL}") == "us-cloud"          # not applied before reload
+        tl.reload_policy()
+        assert tl.gate is not old_gate and tl.gate.taint is old_gate.taint
+        with pytest.raises(Blocked):
+            pick(f"mail {EMAIL}")
+        policy.write_text("version: 1\nrules: [}")
+        with pytest.raises(Exception, match="YAML syntax error"):
+            tl.reload_policy()
+        with pytest.raises(Blocked):                        # the last good policy stays in force
+            pick(f"mail {EMAIL}")
