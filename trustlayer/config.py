@@ -43,7 +43,7 @@ class _Section(BaseModel):
 
 
 class IdentityConfig(_Section):
-    """This process's identity: the endpoint it speaks for and its signing key."""
+    """The identity of this process: the endpoint it speaks for and its signing key."""
 
     id: str
     key: str = Field(description="path of the Ed25519 private key file")

@@ -23,8 +23,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from trustlayer._yaml import Lines, validation_error
-from trustlayer._yaml import walk_lines
+from trustlayer._yaml import Lines, validation_error, walk_lines
 from trustlayer.errors import ConfigError, PolicyError
 from trustlayer.policy.schema import CODE, NAME, AttrMatch, Destination, PolicyFile, Rule
 from trustlayer.redaction.entities import ENTITY_TYPES
