@@ -8,7 +8,6 @@ after the last committed index, insert it, sign a checkpoint if one is due, comm
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import threading
 import time
@@ -16,14 +15,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
+from trustlayer.audit._review import ReviewMixin
 from trustlayer.audit._writer import GroupCommitter
 from trustlayer.audit.checkpoint import sign_checkpoint
 from trustlayer.audit.merkle import MerkleTree, leaf_hash
 from trustlayer.audit.store import (
-    AgreementOutcome,
     Entry,
-    IndexedEntry,
-    Reputation,
     StoredCheckpoint,
     StoredKey,
 )
@@ -34,7 +31,6 @@ __all__ = ["SQLLogStore"]
 
 T = TypeVar("T")
 
-_OUTCOME_COLUMN = {"agree": "agreements", "dissent": "dissents", "abstain": "abstentions"}
 
 # {blob} and {int} are filled in per dialect.
 _SCHEMA = (
@@ -62,16 +58,7 @@ def _now_us() -> int:
     return time.time_ns() // 1000
 
 
-def _joined(values: Sequence[str]) -> str:
-    # ",a,b," so that one LIKE '%,a,%' finds a whole value, never a prefix of another.
-    return "," + ",".join(values) + "," if values else ""
-
-
-def _split(text: str | None) -> tuple[str, ...]:
-    return tuple(v for v in (text or "").split(",") if v)
-
-
-class SQLLogStore(ABC):
+class SQLLogStore(ReviewMixin, ABC):
     """The audit log over a SQL database; see ``trustlayer.audit.store`` for the interface."""
 
     blob_type = "BLOB"
@@ -367,103 +354,3 @@ class SQLLogStore(ABC):
         """Every stored checkpoint, in the order written."""
         rows = self._read("SELECT id, size, root, time, key_id, envelope FROM checkpoints ORDER BY id")
         return [StoredCheckpoint(int(r[0]), int(r[1]), bytes(r[2]), int(r[3]), r[4], bytes(r[5])) for r in rows]
-
-    # --- search index -------------------------------------------------------------------------
-
-    def refresh_index(self, keyring: Keyring | None = None) -> int:
-        """Verify entries not yet indexed with ``keyring`` and store their search columns.
-
-        Entries whose signature does not verify are indexed as unverified (with the reason)
-        and never appear in ``search``. The index remembers which keys it trusted; with
-        other keys it is rebuilt, so search never shows what the current keys reject.
-        """
-        from trustlayer.audit.record_view import read_record
-
-        ring = keyring if keyring is not None else self._keyring
-        if ring is None:
-            raise AuditError("indexing needs trusted keys: pass a keyring (see 'trustlayer audit --help')")
-        trust = hashlib.sha256(",".join(sorted(k.key_id for k in ring)).encode()).hexdigest()
-        if self._read("SELECT value FROM meta WHERE name = ?", ("index_trust",)) != [(trust,)]:
-            def reset(conn: Any) -> None:
-                conn.execute("DELETE FROM entry_index")
-                self._exec(conn, "DELETE FROM meta WHERE name = ?", ("index_trust",))
-                self._exec(conn, "INSERT INTO meta (name, value) VALUES (?, ?)", ("index_trust", trust))
-
-            self._write(reset)
-        row = self._read("SELECT coalesce(max(idx), -1) FROM entry_index")
-        done = 0
-        for chunk in self._chunks(int(row[0][0]) + 1):
-            values: list[tuple[Any, ...]] = []
-            for e in chunk:
-                try:
-                    r = read_record(e.envelope, ring)
-                except Exception as exc:  # noqa: BLE001 - the reason is stored, the entry stays unsearchable
-                    values.append((e.index, 0, None, None, None, None, None, None, None, None, None, None,
-                                   None, None, f"{type(exc).__name__}: {exc}"[:300]))
-                    continue
-                values.append((e.index, 1, r.digest, r.key_id, r.sequence, r.conversation_id, r.sender,
-                               r.recipient, r.direction, r.outcome, _joined(r.rule_ids), _joined(r.entity_types),
-                               r.time, _joined(r.parents), None))
-            self._write(lambda conn, v=values: self._execmany(
-                conn, "INSERT INTO entry_index VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                      "ON CONFLICT DO NOTHING", v))
-            done += len(values)
-        return done
-
-    def _chunks(self, start: int, n: int = 1000) -> Iterator[list[Entry]]:
-        chunk: list[Entry] = []
-        for e in self.entries(start):
-            chunk.append(e)
-            if len(chunk) == n:
-                yield chunk
-                chunk = []
-        if chunk:
-            yield chunk
-
-    def search(self, *, conversation: str | None = None, endpoint: str | None = None,
-               outcome: str | None = None, direction: str | None = None, entity_type: str | None = None,
-               since: int | None = None, until: int | None = None, limit: int = 100) -> list[IndexedEntry]:
-        """Verified, indexed entries matching every given filter, newest first (``since``/``until``: Unix ms)."""
-        where: list[str] = ["verified = 1"]
-        params: list[Any] = []
-        for column, value in (("conversation_id", conversation), ("outcome", outcome), ("direction", direction)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        if endpoint is not None:
-            where.append("(sender = ? OR recipient = ?)")
-            params += [endpoint, endpoint]
-        if entity_type is not None:
-            where.append("entity_types LIKE ?")
-            params.append(f"%,{entity_type},%")
-        if since is not None:
-            where.append("time >= ?")
-            params.append(since)
-        if until is not None:
-            where.append("time <= ?")
-            params.append(until)
-        rows = self._read("SELECT idx, digest, key_id, sequence, conversation_id, sender, recipient, direction, "
-                          "outcome, rule_ids, entity_types, time, parents FROM entry_index WHERE "
-                          + " AND ".join(where) + " ORDER BY idx DESC LIMIT ?", (*params, limit))
-        return [IndexedEntry(int(r[0]), r[1], r[2], int(r[3]), r[4], r[5], r[6], r[7], r[8], _split(r[9]),
-                             _split(r[10]), int(r[11]), _split(r[12])) for r in rows]
-
-    # --- reputation ---------------------------------------------------------------------------
-
-    def record_agreement(self, endpoint_id: str, outcome: AgreementOutcome) -> None:
-        """Count one verifier outcome (agree, dissent, abstain) for ``endpoint_id``."""
-        column = _OUTCOME_COLUMN.get(outcome)
-        if column is None:
-            raise AuditError(f"agreement outcome {outcome!r} is not one of agree, dissent, abstain")
-        counts = [int(c == column) for c in ("agreements", "dissents", "abstentions")]
-        self._write(lambda conn: self._exec(
-            conn, "INSERT INTO endpoint_reputation (endpoint, agreements, dissents, abstentions, updated_at) "
-            f"VALUES (?, ?, ?, ?, ?) ON CONFLICT (endpoint) DO UPDATE SET {column} = "
-            f"endpoint_reputation.{column} + 1, updated_at = excluded.updated_at",
-            (endpoint_id, *counts, _now_us() // 1_000_000)))
-
-    def reputation(self) -> list[Reputation]:
-        """Every endpoint's agreement history, most outcomes first."""
-        rows = self._read("SELECT endpoint, agreements, dissents, abstentions, updated_at FROM endpoint_reputation "
-                          "ORDER BY agreements + dissents + abstentions DESC, endpoint")
-        return [Reputation(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows]
