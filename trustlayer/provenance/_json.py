@@ -74,7 +74,8 @@ def _locate(value: Any, where: str, depth: int) -> None:
 
 
 # One encoder for every record: json.dumps builds a new JSONEncoder per call when given options.
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+# check_circular=False: payloads are trees built per record; a cycle would still fail (RecursionError).
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True, check_circular=False)
 
 
 def dumps(value: Mapping[str, Any], *, checked: bool = False) -> bytes:

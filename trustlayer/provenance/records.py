@@ -51,7 +51,7 @@ from trustlayer.errors import SignatureError
 from trustlayer.provenance import _json
 from trustlayer.provenance.dsse import Verified, open_envelope
 from trustlayer.provenance.keys import Keyring
-from trustlayer.types import Channel, Decision, Hop, Operator, Verdict
+from trustlayer.types import Channel, Decision, Hop, Verdict
 
 __all__ = [
     "HOP_PREDICATE",
@@ -224,7 +224,8 @@ class Statement(_Strict):
 
 
 # No floats by construction: build_statement copies only fields that the (validated, frozen)
-# pydantic models type as str, tuples/sets of str, or int; ints pass through
+# pydantic models type as str, StrEnum (a str subclass, encoded as its value), tuples/sets
+# of str, or int; ints pass through
 # operator.index, which raises TypeError for a float instead of truncating it; the one
 # float (agreement) becomes an integer per-mille. tests/provenance asserts the result.
 
@@ -233,9 +234,9 @@ def _decision(d: Decision | None) -> dict[str, Any] | None:
     if d is None:
         return None
     return {
-        "id": d.id, "outcome": d.outcome.value, "endpoint": d.endpoint, "rule_ids": list(d.rule_ids),
+        "id": d.id, "outcome": d.outcome, "endpoint": d.endpoint, "rule_ids": list(d.rule_ids),
         "policy_digest": d.policy_digest, "classes": sorted(d.classes),
-        "operators": {k: Operator(v).value for k, v in sorted(d.operators.items())},
+        "operators": dict(sorted(d.operators.items())),
     }
 
 
@@ -260,7 +261,7 @@ def build_statement(hop: Hop, *, salt: bytes, key_id: str, sequence: int, nonce:
     route = hop.route
     predicate: dict[str, Any] = {
         "direction": hop.direction,
-        "route": {"sender": route.sender.id, "recipient": route.recipient.id, "channel": route.channel.value},
+        "route": {"sender": route.sender.id, "recipient": route.recipient.id, "channel": route.channel},
         "model": hop.model,
         "decision": _decision(hop.decision),
         "entity_counts": {k: index(n) for k, n in sorted(hop.entity_counts.items())},
