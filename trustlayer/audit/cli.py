@@ -26,8 +26,8 @@ from rich.console import Console
 
 from trustlayer.audit import _render
 from trustlayer.audit._sql import SQLLogStore
-from trustlayer.audit.checkpoint import load_checkpoint_file, open_checkpoint
-from trustlayer.audit.merkle import ProofError, verify_consistency, verify_inclusion
+from trustlayer.audit.checkpoint import Checkpoint, load_checkpoint_file, open_checkpoint
+from trustlayer.audit.merkle import ProofError, leaf_hash, verify_consistency, verify_inclusion
 from trustlayer.audit.record_view import RecordView, read_record
 from trustlayer.audit.store import open_store
 from trustlayer.audit.trust import TOFU_WARNING, Trust, resolve_trust
@@ -94,6 +94,11 @@ _trust_opt = click.option("--trust", "trust", multiple=True,
 @click.group("audit", context_settings={"help_option_names": ["-h", "--help"]})
 def audit() -> None:
     """Verify and review the signed audit log.
+
+    DB is a SQLite file or a store URL (postgresql://...). Trusted keys: --config
+    trustlayer.yaml (identity, peer and endpoint keys; the log key is audit.log_key or
+    the identity key) and/or --trust KEYFILE (repeatable). Without either, the keys
+    stored in the log are trusted on first use, with a warning.
 
     Exit codes: 0 ok, 1 the log does not verify or a proof fails, 2 usage or input error.
     """
@@ -247,8 +252,6 @@ def prove_cmd(db: str, index: int, size: int | None, config: Path | None, trust:
                            "root": root.hex(), "signed_root": size in signed,
                            "proof": [h.hex() for h in proof]}, indent=2))
     try:
-        from trustlayer.audit.merkle import leaf_hash
-
         verify_inclusion(index, size, leaf_hash(entry.envelope), proof, root)
     except ProofError as exc:
         click.echo(f"inclusion proof FAILS: {exc}", err=True)
@@ -257,7 +260,7 @@ def prove_cmd(db: str, index: int, size: int | None, config: Path | None, trust:
     click.echo(f"entry {index} is included in the tree of size {size} ({origin})", err=True)
 
 
-def _opened(envelope: bytes, t: Trust) -> Any:
+def _opened(envelope: bytes, t: Trust) -> Checkpoint | None:
     try:
         return open_checkpoint(envelope, t.log)
     except SignatureError:
