@@ -39,6 +39,8 @@ def test_retry_after_is_honoured_up_to_its_limit() -> None:
     policy = RetryPolicy(retries=3, max_retry_after=10)
     assert policy.delay(0, retry_after="4") == 4.0
     assert policy.delay(0, retry_after="11") is None
+    assert policy.delay(0, retry_after="9", retry_after_ms="250") == 0.25
+    assert policy.delay(0, retry_after="2", retry_after_ms="soon") == 2.0
 
 
 def test_only_transient_statuses_are_retried() -> None:

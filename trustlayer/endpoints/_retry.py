@@ -38,6 +38,14 @@ def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> fl
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+def _milliseconds(value: str | None) -> float | None:
+    try:
+        ms = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return ms / 1000 if ms is not None and 0 <= ms < float("inf") else None
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """How often and after how long a failed request is tried again.
@@ -64,15 +72,19 @@ class RetryPolicy:
         """True for statuses another attempt may cure (429 and transient 5xx)."""
         return status in _RETRY_STATUSES
 
-    def delay(self, attempt: int, *, retry_after: str | None = None) -> float | None:
+    def delay(self, attempt: int, *, retry_after: str | None = None,
+              retry_after_ms: str | None = None) -> float | None:
         """Seconds to wait before attempt ``attempt + 1`` (0-based ``attempt`` just failed).
 
-        ``None`` means do not retry: attempts are used up, or the server asked for a
-        longer pause than ``max_retry_after``.
+        ``retry_after_ms`` is the millisecond variant some APIs (OpenAI) send beside
+        ``Retry-After``; it wins when readable. ``None`` means do not retry: attempts are
+        used up, or the server asked for a longer pause than ``max_retry_after``.
         """
         if attempt >= self.retries:
             return None
-        asked = retry_after_seconds(retry_after)
+        asked = _milliseconds(retry_after_ms)
+        if asked is None:
+            asked = retry_after_seconds(retry_after)
         if asked is not None:
             return asked if asked <= self.max_retry_after else None
         return random.uniform(0.0, min(self.max_backoff, self.backoff * (2 ** attempt)))

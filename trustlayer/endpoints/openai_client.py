@@ -271,7 +271,8 @@ class OpenAIClient:
     def _status_delay(self, response: httpx.Response, attempt: int) -> float | None:
         if not self.retry.retryable_status(response.status_code):
             return None
-        return self.retry.delay(attempt, retry_after=response.headers.get("retry-after"))
+        return self.retry.delay(attempt, retry_after=response.headers.get("retry-after"),
+                                retry_after_ms=response.headers.get("retry-after-ms"))
 
     def _translated(self, path: str, *, attempts: int = 1, retrying: bool = False) -> Translate:
         return Translate(self.endpoint.id, self._base, self._timeout.read, path, attempts=attempts,
