@@ -63,3 +63,22 @@ def test_show_rejects_a_non_key_file(runner: CliRunner, tmp_path: Path) -> None:
     junk.write_text("hello")
     result = runner.invoke(cli, ["keys", "show", str(junk)])
     assert result.exit_code == 2 and "neither a PEM public key" in result.output
+
+
+def test_rotate_encrypted_keys(runner: CliRunner, tmp_path: Path) -> None:
+    env = {"OLD_PASS": "old-pw", "NEW_PASS": "new-pw"}
+    assert runner.invoke(cli, ["keys", "generate", "--out", str(tmp_path), "--passphrase-env", "OLD_PASS"],
+                         env=env).exit_code == 0
+    without = runner.invoke(cli, ["keys", "rotate", str(tmp_path / "id.key")])
+    assert without.exit_code == 2 and "needs a passphrase" in without.output
+    out = tmp_path / "next"
+    result = runner.invoke(cli, ["keys", "rotate", str(tmp_path / "id.key"), "--out", str(out), "--name", "n",
+                                 "--passphrase-env", "OLD_PASS", "--new-passphrase-env", "NEW_PASS"], env=env)
+    assert result.exit_code == 0, result.output
+    new = SigningKey.from_file(out / "n.key", "new-pw")
+    ring = Keyring()
+    ring.add(SigningKey.from_file(tmp_path / "id.key", "old-pw").public, owner="me")
+    assert ring.accept_rotation((out / "n.rotation.json").read_bytes()).key_id == new.key_id
+    again = runner.invoke(cli, ["keys", "rotate", str(tmp_path / "id.key"), "--out", str(out), "--name", "n",
+                                "--passphrase-env", "OLD_PASS"], env=env)
+    assert again.exit_code == 2 and "already exists" in again.output
