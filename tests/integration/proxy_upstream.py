@@ -61,6 +61,7 @@ class Upstream:
     fail_first: list[tuple[int, dict[str, str], bytes]] = field(default_factory=list)
     hang: float = 0.0
     chunk_delay: float = 0.0
+    fragment: int = 0  # > 0: send the event stream in writes of this many bytes, cutting events anywhere
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -70,10 +71,21 @@ class Upstream:
 
     def reset(self) -> None:
         fresh = Upstream()
-        for name in ("reply", "chunks", "tool_call", "fail_first", "hang", "chunk_delay"):
+        for name in ("reply", "chunks", "tool_call", "fail_first", "hang", "chunk_delay", "fragment"):
             setattr(self, name, getattr(fresh, name))
         with self.lock:
             self.received.clear()
+
+
+async def _fragmented(events: Any, size: int) -> Any:
+    if size <= 0:
+        async for event in events:
+            yield event
+        return
+    whole = "".join([event async for event in events]).encode()
+    for i in range(0, len(whole), size):
+        yield whole[i:i + size]
+        await asyncio.sleep(0)  # one write per fragment (TCP_NODELAY), so the proxy sees the cuts
 
 
 def create_upstream(state: Upstream) -> Starlette:
@@ -128,7 +140,7 @@ def create_upstream(state: Upstream) -> Starlette:
             yield chunk({}, "tool_calls" if call else "stop")
             yield "data: [DONE]\n\n"
 
-        return StreamingResponse(events(), media_type="text/event-stream")
+        return StreamingResponse(_fragmented(events(), state.fragment), media_type="text/event-stream")
 
     async def completions(request: Request) -> Response:
         body, failure = await record(request)
