@@ -120,3 +120,8 @@ def test_cascade_uses_exact_for_short_answers_and_f1_outside_the_band() -> None:
     assert m[0][2] < 0.3
     with pytest.raises(ConfigError, match="cascade band"):
         CascadeMeasure(low=0.9, high=0.1)
+
+
+def test_long_numbers_are_not_rounded_into_equality() -> None:
+    assert normalize("10000000000000000000000000000") == "10000000000000000000000000000"
+    assert exact("100000000000000000000000000001", "100000000000000000000000000000") == 0.0

@@ -24,7 +24,7 @@ import string
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -137,13 +137,18 @@ def _as_number(text: str) -> str | None:
     if not _NUMBER.fullmatch(candidate):
         return None
     digits = candidate.replace("$", "").replace(",", "").rstrip("%")
-    try:
-        value = Decimal(digits)
-    except InvalidOperation:
-        return None
-    if value == value.to_integral_value():
-        return str(value.quantize(Decimal(1)))
-    return format(value.normalize(), "f")
+    # Enough precision for every digit given, so long numbers are never rounded into equality.
+    with localcontext() as ctx:
+        ctx.prec = max(28, len(digits) + 2)
+        try:
+            value = Decimal(digits)
+            if value.is_zero():
+                return "0"
+            if value == value.to_integral_value():
+                return str(value.quantize(Decimal(1)))
+            return format(value.normalize(), "f")
+        except InvalidOperation:
+            return None
 
 
 def exact(a: str, b: str) -> float:
