@@ -161,10 +161,11 @@ def one_stream(client: httpx.Client, url: str, headers: dict[str, str]) -> tuple
 
 
 @contextlib.contextmanager
-def gate_alone(config: Path) -> Iterator[Callable[[int], float]]:
+def gate_alone(config: Path) -> Iterator[Callable[[], float]]:
     """The same gate in this process, without HTTP: a function timing outbound + inbound for one request.
 
     Interleaved with the HTTP calls, it measures the gate's share of the overhead under the same load.
+    One conversation throughout, as the proxy sees it (same opening turn -> same conversation id).
     """
     from trustlayer.layer import TrustLayer
     from trustlayer.types import Message
@@ -172,9 +173,9 @@ def gate_alone(config: Path) -> Iterator[Callable[[int], float]]:
     with TrustLayer.from_config(config) as layer:
         route = layer.route_to("cloud")
 
-        def once(i: int) -> float:
+        def once() -> float:
             started = time.perf_counter()
-            message = Message.from_openai([{"role": "user", "content": ASK}], conversation_id=f"bench-{i}")
+            message = Message.from_openai([{"role": "user", "content": ASK}], conversation_id="bench")
             out = layer.gate.outbound(message, route)
             sent = out.message.to_openai()[0]["content"]
             reply = Message.from_openai([{"role": "assistant", "content": f"Sure: {sent}"}],
@@ -222,18 +223,18 @@ def main() -> None:
                 gate_alone(write_config(tmp / "alone", up_port)) as gate_once, \
                 httpx.Client(timeout=30) as client:
             auth = {"Authorization": f"Bearer {CLIENT_KEY}"}
-            for i in range(30):  # warm-up: connections, the policy's first decisions, SQLite pages
+            for _ in range(30):  # warm-up: connections, the policy's first decisions, SQLite pages
                 one_call(client, upstream_url, {})
                 one_call(client, proxy_url, auth)
                 one_stream(client, proxy_url, auth)
-                gate_once(-i)
+                gate_once()
             direct: list[float] = []
             proxied: list[float] = []
             gate: list[float] = []
             for i in range(args.requests):
                 legs: list[Callable[[], float]] = [
                     lambda: one_call(client, upstream_url, {}), lambda: one_call(client, proxy_url, auth),
-                    lambda i=i: gate_once(i)]  # type: ignore[misc]
+                    gate_once]
                 sinks = [direct, proxied, gate]
                 for k in range(3):  # rotate the order, so that no leg always runs first
                     j = (i + k) % 3
