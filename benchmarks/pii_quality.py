@@ -72,7 +72,7 @@ class Values:
     def nhs(self) -> str:
         while True:
             d = self.digits(9)
-            c = 11 - sum(int(x) * w for x, w in zip(d, range(10, 1, -1))) % 11
+            c = 11 - sum(int(x) * w for x, w in zip(d, range(10, 1, -1), strict=False)) % 11
             c = 0 if c == 11 else c
             if c != 10:
                 s = d + str(c)
@@ -362,7 +362,7 @@ def build(n: int, seed: int) -> list[Case]:
         elif kind == "chat":
             script = v.pick(CHATS)
             roles = ["user", "assistant", "user"]
-            case.turns = [{"role": r, "content": b.fill(t)} for r, t in zip(roles, script)]
+            case.turns = [{"role": r, "content": b.fill(t)} for r, t in zip(roles, script, strict=False)]
         else:
             case.turns = [{"role": "user", "content": clean_fill(v, v.pick(CLEAN))}]
         case.labels = b.labels
@@ -502,7 +502,8 @@ def main() -> None:
     t2 = time.perf_counter()
 
     types = sorted({t for c in cases for t, _ in c.labels})
-    head = f"{'entity type':<22} {'n':>4} | {'P':>5} {'R':>5} {'F2':>5} {'leak':>6} | {'P':>5} {'R':>5} {'F2':>5} {'leak':>6}"
+    cells = f"{'P':>5} {'R':>5} {'F2':>5} {'leak':>6}"
+    head = f"{'entity type':<22} {'n':>4} | {cells} | {cells}"
     print(f"\n{'':<27} | {'trustlayer':^24} | {'Presidio defaults':^24}")
     print(head)
     print("-" * len(head))

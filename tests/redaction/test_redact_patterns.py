@@ -89,7 +89,8 @@ CLEAN = [
     "Meeting moved to 3 pm on Friday, room 4.12; bring 2 copies.",
     "Version 10.0.19041.1 of Windows and python 3.11.7 are supported.",
     "Hello world! Hi there, can you help me write a haiku about autumn?",
-    "UUID 123e4567-e89b-12d3-a456-426614174000 and sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+    "UUID 123e4567-e89b-12d3-a456-426614174000 and sha256 "
+    "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
     "Thanks, that works. Regards,\nThe team",
     "The ratio was 3.14159 and the batch size 256; lr=0.001.",
     "Tracking number 1Z999AA10123456784 shipped; ticket JIRA-4412 closed.",

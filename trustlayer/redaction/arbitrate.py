@@ -66,7 +66,8 @@ def protected_spans(text: str) -> list[tuple[int, int]]:
 
 def suppress(text: str, spans: Iterable[Span]) -> list[Span]:
     """Drop candidates that lie inside a look-alike, and NER names that are code identifiers."""
-    protected = protected_spans(text)
+    spans = list(spans)
+    protected = protected_spans(text) if any(s.entity_type not in _NEVER_SUPPRESSED for s in spans) else []
     starts = [p[0] for p in protected]
     kept: list[Span] = []
     for span in spans:

@@ -39,9 +39,10 @@ def _operator(entity_type: str, raw: object) -> Operator:
         raise RedactionError(f"operator {raw!r} for {entity_type} is not one of {allowed}") from None
 
 
-def _replacement(vault: Vault, conversation_id: str, entity_type: str, op: Operator, value: str) -> str:
+def _replacement(vault: Vault, entity_type: str, op: Operator, value: str,
+                 pseudonyms: Mapping[tuple[str, str], str]) -> str:
     if op is Operator.PSEUDONYMIZE:
-        return vault.pseudonym(conversation_id, entity_type, value)
+        return pseudonyms[(entity_type, value)]
     if op is Operator.MASK:
         return mask(entity_type, value)
     if op is Operator.DROP:
@@ -63,13 +64,16 @@ def apply_operators(vault: Vault, message: Message, findings: Sequence[Finding],
                                  f"{len(fields[f.path])} characters")
         if f.entity_type in ops:
             by_path.setdefault(f.path, []).append(f)
+    chosen = {path: arbitrate(Span(f.entity_type, f.start, f.end, f.score, f.detector, f.validated)
+                              for f in field_findings) for path, field_findings in by_path.items()}
+    wanted = sorted({(s.entity_type, fields[path][s.start:s.end]) for path, spans in chosen.items() for s in spans
+                     if ops[s.entity_type] is Operator.PSEUDONYMIZE})
+    pseudonyms = dict(zip(wanted, vault.pseudonyms(message.conversation_id, wanted), strict=True))
     updates: dict[str, str] = {}
-    for path, field_findings in by_path.items():
+    for path, spans in chosen.items():
         text = fields[path]
-        spans = arbitrate(Span(f.entity_type, f.start, f.end, f.score, f.detector, f.validated)
-                          for f in field_findings)
-        edits = [(s.start, s.end, _replacement(vault, message.conversation_id, s.entity_type,
-                                               ops[s.entity_type], text[s.start:s.end])) for s in spans]
+        edits = [(s.start, s.end, _replacement(vault, s.entity_type, ops[s.entity_type], text[s.start:s.end],
+                                               pseudonyms)) for s in spans]
         if path.endswith(".function.arguments") and text.strip():
             jsonargs.parse_checked(text, path)
             updates[path] = jsonargs.rewrite(text, jsonargs.tokens(text), edits, path)

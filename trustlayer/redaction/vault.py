@@ -26,6 +26,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -145,28 +146,57 @@ class Vault:
     # -- mappings --------------------------------------------------------------------
     def pseudonym(self, conversation_id: str, entity_type: str, value: str) -> str:
         """The placeholder for ``value`` in this conversation: the same value always gets the same one."""
+        return self.pseudonyms(conversation_id, [(entity_type, value)])[0]
+
+    def pseudonyms(self, conversation_id: str, items: Sequence[tuple[str, str]]) -> list[str]:
+        """Placeholders for ``(entity_type, value)`` pairs of one conversation, in one transaction at most.
+
+        Known values are read without writing; new values (and mappings past half their
+        TTL, whose expiry is extended) are written in a single ``BEGIN IMMEDIATE``.
+        """
+        if not items:
+            return []
         conv = self._conv(conversation_id)
-        vmac = self._value_mac(conv, entity_type, value)
+        macs = [self._value_mac(conv, etype, value) for etype, value in items]
         now = time.time()
-        with self._lock, self._tx():
-            self._db.execute("DELETE FROM entries WHERE conv=? AND expires<=?", (conv, now))
-            row = self._db.execute("SELECT placeholder FROM entries WHERE conv=? AND value_mac=?",
-                                   (conv, vmac)).fetchone()
-            if row is not None:
-                self._db.execute("UPDATE entries SET expires=? WHERE conv=? AND value_mac=?",
-                                 (now + self.ttl_seconds, conv, vmac))
-                return str(row[0])
-            for attempt in range(1 << 16):
-                tag = hmac.new(self._tag_key, vmac + attempt.to_bytes(4, "big"), hashlib.sha256).hexdigest()
-                placeholder = placeholders.make(entity_type, tag[:placeholders.TAG_LENGTH])
-                sealed = self._seal(conv, placeholder, value)
-                cur = self._db.execute(
-                    "INSERT OR IGNORE INTO entries VALUES (?, ?, ?, ?, ?, ?)",
-                    (conv, placeholder, vmac, entity_type, sealed, now + self.ttl_seconds))
-                if cur.rowcount == 1:
-                    return placeholder
-                # Another value of this conversation holds this tag: try the next one, so
-                # two values never share a placeholder.
+        found: dict[bytes, str] = {}
+        with self._lock:
+            try:
+                for vmac in set(macs):
+                    row = self._db.execute(
+                        "SELECT placeholder, expires FROM entries WHERE conv=? AND value_mac=? AND expires>?",
+                        (conv, vmac, now)).fetchone()
+                    if row is not None and row[1] - now > self.ttl_seconds / 2:
+                        found[vmac] = str(row[0])
+            except sqlite3.Error as exc:
+                raise RedactionError(f"vault {self.where!r} could not be read: {exc}") from exc
+            missing = [(vmac, etype, value) for vmac, (etype, value) in zip(macs, items, strict=True)
+                       if vmac not in found]
+            if missing:
+                with self._tx():
+                    self._db.execute("DELETE FROM entries WHERE conv=? AND expires<=?", (conv, now))
+                    for vmac, etype, value in missing:
+                        if vmac not in found:
+                            found[vmac] = self._insert(conv, vmac, etype, value, now)
+        return [found[vmac] for vmac in macs]
+
+    def _insert(self, conv: bytes, vmac: bytes, entity_type: str, value: str, now: float) -> str:
+        """Inside a write transaction: the existing placeholder (expiry extended) or a new one."""
+        expires = now + self.ttl_seconds
+        row = self._db.execute("SELECT placeholder FROM entries WHERE conv=? AND value_mac=?", (conv, vmac)).fetchone()
+        if row is not None:
+            self._db.execute("UPDATE entries SET expires=? WHERE conv=? AND value_mac=?", (expires, conv, vmac))
+            return str(row[0])
+        for attempt in range(1 << 16):
+            tag = hmac.new(self._tag_key, vmac + attempt.to_bytes(4, "big"), hashlib.sha256).hexdigest()
+            placeholder = placeholders.make(entity_type, tag[:placeholders.TAG_LENGTH])
+            sealed = self._seal(conv, placeholder, value)
+            cur = self._db.execute("INSERT OR IGNORE INTO entries VALUES (?, ?, ?, ?, ?, ?)",
+                                   (conv, placeholder, vmac, entity_type, sealed, expires))
+            if cur.rowcount == 1:
+                return placeholder
+            # Another value of this conversation holds this tag: try the next one, so two
+            # values never share a placeholder.
         raise RedactionError("vault could not find a free placeholder")  # pragma: no cover
 
     def lookup(self, conversation_id: str, placeholder: str) -> str | None:

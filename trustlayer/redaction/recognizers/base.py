@@ -54,7 +54,8 @@ class Rule:
     with ``checksum=True`` a passing value is marked ``validated``. With ``context``,
     a match near one of the words scores ``context_score``; with ``context_required``
     a match without context is dropped. ``hint`` is a lower-case substring the text
-    must contain for the rule to run at all (a cheap prefilter). ``refine`` may cut
+    must contain for the rule to run at all, ``min_digits`` how many digits it must
+    hold (cheap prefilters). ``refine`` may cut
     the value to the length it returns (``None`` drops it), for formats whose end a
     regular expression cannot see (a card number followed by its CVV).
     """
@@ -71,14 +72,17 @@ class Rule:
     hint: str | tuple[str, ...] | None = None
     name: str = ""
     refine: Callable[[str], int | None] | None = None
+    min_digits: int = 0
 
     @property
     def detector(self) -> str:
         """The detector name recorded in findings."""
         return self.name or f"trustlayer:{self.entity_type.lower()}"
 
-    def applies(self, lowered: str) -> bool:
-        """Whether the prefilter lets this rule run on a text (given in lower case)."""
+    def applies(self, lowered: str, digits: int = 1 << 30) -> bool:
+        """Whether the prefilters let this rule run on a text (given in lower case, with its digit count)."""
+        if digits < self.min_digits:
+            return False
         if self.hint is None:
             return True
         hints = (self.hint,) if isinstance(self.hint, str) else self.hint
@@ -125,11 +129,12 @@ class RuleRecognizer(EntityRecognizer):
     def spans(self, text: str, entities: frozenset[str] | None = None) -> list[Span]:
         """Spans for the requested entity types (all when ``None``)."""
         lowered = text.lower()
+        digits = sum(map(str.isdigit, text)) if len(text) < 4096 else 1 << 30
         found: list[Span] = []
         for rule in self.rules:
             if entities is not None and rule.entity_type not in entities:
                 continue
-            if rule.applies(lowered):
+            if rule.applies(lowered, digits):
                 found.extend(rule.find(text))
         return found
 

@@ -45,8 +45,10 @@ _PHONE_SHAPE = re.compile(r"^(?:\+|00|\()|\)|\d[\s.\-/]+\d+[\s.\-/]+\d|(?:x|ext\
 
 
 def phone_shaped(value: str) -> bool:
-    """Written like a phone number (country code, area code in brackets, grouped digits) and of a possible
-    length in some home region, even if its numbering plan does not know it."""
+    """Written like a phone number and of a possible length, even if its numbering plan does not know it.
+
+    Phone-like means a country code, an area code in brackets, grouped digits or an extension.
+    """
     v = value.strip()
     digits = sum(c.isdigit() for c in v)
     if not 7 <= digits <= 15 or _DATE_LIKE.match(v) or _DOTTED_QUAD.match(v) or not _PHONE_SHAPE.search(v):
@@ -100,7 +102,8 @@ _UK_POSTCODE = r"(?:,?\s*(?:[A-Z][A-Za-z'-]+\s*,?\s*)?[A-Z]{1,2}\d[A-Z\d]?\s*\d[
 _NAME = r"[A-ZÀ-ÖØ-Þ][\wÀ-ÿ'-]*"
 _NAME_ANY = r"[\wÀ-ÿ][\wÀ-ÿ'-]*"
 
-_EN_ADDRESS = (r"(?:\b\d{1,6}[A-Za-z]?(?:-\d{1,4})?\s+|\b(?i:flat|studio|apartment|apt\.?|unit)\s+\d{1,4}[A-Za-z]?,?\s+)"
+_EN_ADDRESS = (r"(?:\b\d{1,6}[A-Za-z]?(?:-\d{1,4})?\s+"
+               r"|\b(?i:flat|studio|apartment|apt\.?|unit)\s+\d{1,4}[A-Za-z]?,?\s+)"
                r"(?:" + _NAME + r"\s+){1,3}(?i:(?:" + _SUFFIXES + r")s?)\b\.?" + _UNIT + _US_TAIL + _UK_POSTCODE)
 _EN_ADDRESS_LOWER = (r"\b\d{1,6}[a-z]?\s+(?:" + _NAME_ANY + r"\s+){1,3}(?i:(?:" + _SUFFIXES + r")s?)\b\.?" + _UNIT)
 _ADDRESS_CONTEXT = ("live at", "lives at", "living at", "address", "located at", "ship to", "deliver",
@@ -129,17 +132,17 @@ RULES: tuple[Rule, ...] = (
     Rule("PHONE_NUMBER", re.compile(
         r"(?<![\w+/.-])(?:\+|00)?(?:\(\d{1,4}\)\s?|\d)[\d\s().\-/]{5,20}\d(?:\s*(?:x|ext\.?|#)\s*\d{1,5})?(?![\w.]*\d)",
         _I), score=0.75, validate=valid_phone, context=_PHONE_CONTEXT, context_score=0.9,
-        name="trustlayer:phone"),
+        min_digits=7, name="trustlayer:phone"),
     Rule("PHONE_NUMBER", re.compile(
         r"(?<![\w+/.-])(?:\+|00)?(?:\(\d{1,4}\)\s?|\d)[\d\s().\-/]{5,20}\d(?:\s*(?:x|ext\.?|#)\s*\d{1,5})?(?![\w.]*\d)",
         _I), score=0.6, validate=phone_shaped, context=_PHONE_CONTEXT, context_score=0.85,
-        name="trustlayer:phone_shaped"),
+        min_digits=7, name="trustlayer:phone_shaped"),
     Rule("PHONE_NUMBER", re.compile(
         r"(?<![\w+/.-])(?:\+|00)?(?:\(\d{1,4}\)\s?|\d)[\d\s().\-/]{5,18}\d(?![\w.]*\d)"), score=0.3,
         validate=_phone_in_context, context=_PHONE_CONTEXT, context_score=0.7, context_required=True,
-        name="trustlayer:phone_context"),
+        min_digits=7, name="trustlayer:phone_context"),
     Rule("IP_ADDRESS", re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)"), score=0.9, validate=_ip,
-         checksum=True, name="trustlayer:ipv4"),
+         checksum=True, min_digits=4, name="trustlayer:ipv4"),
     Rule("IP_ADDRESS", re.compile(r"(?<![\w:.])[0-9A-Fa-f:]*::?[0-9A-Fa-f:.]*[0-9A-Fa-f](?:%\w+)?(?![\w:])"),
          score=0.9, validate=_ipv6, checksum=True, hint=":", name="trustlayer:ipv6"),
     Rule("MAC_ADDRESS", re.compile(
@@ -149,12 +152,12 @@ RULES: tuple[Rule, ...] = (
         r"\b(?:https?://)?(?:www\.)?(?:linkedin\.com/in|facebook\.com|instagram\.com|twitter\.com|x\.com|"
         r"github\.com|gitlab\.com|t\.me|tiktok\.com|medium\.com|xing\.com/profile)/@?[A-Za-z0-9_.-]{2,}/?", _I),
         score=0.85, hint=(".com", "t.me"), name="trustlayer:profile_url"),
-    Rule("STREET_ADDRESS", re.compile(_EN_ADDRESS), score=0.8, name="trustlayer:street_address_en"),
+    Rule("STREET_ADDRESS", re.compile(_EN_ADDRESS), score=0.8, min_digits=1, name="trustlayer:street_address_en"),
     Rule("STREET_ADDRESS", re.compile(_EN_ADDRESS_LOWER, _I), score=0.4, context=_ADDRESS_CONTEXT,
-         context_score=0.8, context_required=True, name="trustlayer:street_address_context"),
-    Rule("STREET_ADDRESS", re.compile(_DE_ADDRESS), score=0.85, name="trustlayer:street_address_de"),
+         context_score=0.8, context_required=True, min_digits=1, name="trustlayer:street_address_context"),
+    Rule("STREET_ADDRESS", re.compile(_DE_ADDRESS), score=0.85, min_digits=1, name="trustlayer:street_address_de"),
     Rule("STREET_ADDRESS", re.compile(_FR_ADDRESS), score=0.8, name="trustlayer:street_address_fr"),
-    Rule("STREET_ADDRESS", re.compile(_ES_IT_ADDRESS), score=0.8, name="trustlayer:street_address_es_it"),
-    Rule("STREET_ADDRESS", re.compile(_NL_ADDRESS), score=0.85, name="trustlayer:street_address_nl"),
+    Rule("STREET_ADDRESS", re.compile(_ES_IT_ADDRESS), score=0.8, min_digits=1, name="trustlayer:street_address_es_it"),
+    Rule("STREET_ADDRESS", re.compile(_NL_ADDRESS), score=0.85, min_digits=1, name="trustlayer:street_address_nl"),
 )
 

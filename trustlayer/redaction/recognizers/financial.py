@@ -55,13 +55,13 @@ _CVV_WORDS = (r"cvv2?|cvc2?|csc|cvn|cid|security code|card code|card verificatio
 
 RULES: tuple[Rule, ...] = (
     Rule("CREDIT_CARD", re.compile(r"(?<![\d.,-])\d(?:[ -]{0,2}\d){11,22}(?![\d.,]\d)"), score=0.95,
-         refine=_card_prefix, checksum=True, validate=checksums.luhn, name="trustlayer:card_luhn"),
+         refine=_card_prefix, checksum=True, validate=checksums.luhn, min_digits=12, name="trustlayer:card_luhn"),
     Rule("CVV", re.compile(r"\b(?:" + _CVV_WORDS + r")\b\W{0,3}(?:is|ist|est|es|:|=|#|no\.?)?\s*(?P<v>\d{3,4})\b",
                            re.IGNORECASE),
          group="v", score=0.95, hint=("cv", "csc", "cid", "code", "prüf", "pruf", "crypto", "codice", "digo"),
-         name="trustlayer:cvv_named"),
+         min_digits=3, name="trustlayer:cvv_named"),
     Rule("IBAN_CODE", re.compile(r"\b[A-Z]{2}\d{2}(?:[ -]?[A-Z0-9]){11,30}", re.IGNORECASE), score=1.0,
-         refine=_iban_prefix, checksum=True, validate=checksums.iban, name="trustlayer:iban"),
+         refine=_iban_prefix, checksum=True, validate=checksums.iban, min_digits=8, name="trustlayer:iban"),
 )
 
 _AFTER_CARD = re.compile(

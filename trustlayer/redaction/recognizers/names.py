@@ -36,7 +36,8 @@ call ask tell email mail send meet met contact ping cc invite remind forward rep
 monday tuesday wednesday thursday friday saturday sunday mr mrs ms dr prof mein meine mijn mio mia
 tengo il mi ma mon mes nummer number convert write summarize summarise translate explain sort give list
 create generate fix refactor compare calculate show find make check describe draft rewrite add remove
-update delete build run test deploy install open close read review plan book order cancel schedule nie nif dni bsn nhs ssn id iban mrn dea steuer-id personalausweis
+update delete build run test deploy install open close read review plan book order cancel schedule
+nie nif dni bsn nhs ssn id iban mrn dea steuer-id personalausweis
 """.split())
 
 _WORD = r"[A-Za-zÀ-ÖØ-öø-ÿ][A-Za-zÀ-ÖØ-öø-ÿ'’-]*"
@@ -112,7 +113,8 @@ RULES: tuple[Rule, ...] = (
         r"[\"']?" + _ANY_NAME, _I),
         group="v", score=0.8, refine=name_length,
         hint=("name", "patient", "customer", "contact", "employee", "recipient", "attn", "nom", "nombre",
-              "apellido", "naam", "holder", "beneficiary", "payee", "owner", "signatory"), name="trustlayer:name_field"),
+              "apellido", "naam", "holder", "beneficiary", "payee", "owner", "signatory"),
+        name="trustlayer:name_field"),
     # A first name as the subject of a person's action: "; Sandra will sign it."
     Rule("PERSON", re.compile(r"(?:^|[;.!?:,][ \t]+|\n)(?P<v>" + _CAP + r")[ \t]+(?:will|would|can|could|should|must|"
                               r"has to|needs to|is going to)[ \t]+(?:sign|call|send|pay|review|approve|meet|join|"
