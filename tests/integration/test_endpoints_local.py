@@ -11,7 +11,7 @@ import pytest
 from trustlayer.endpoints.base import client_for
 from trustlayer.endpoints.local import LocalEndpoint, shared_llama
 from trustlayer.endpoints.models import default_model_path
-from trustlayer.errors import ConfigError, EndpointError
+from trustlayer.errors import ConfigError, EndpointError, EndpointTimeout
 from trustlayer.types import Endpoint
 
 PHONE = Endpoint(id="phone", kind="device", jurisdiction="DE", box="white")
@@ -80,3 +80,16 @@ def test_async_twins_and_text_completion() -> None:
 def test_unknown_request_field_is_refused_by_name() -> None:
     with pytest.raises(EndpointError, match=r"local endpoint 'phone' does not support the request field 'audio'"):
         LocalEndpoint(PHONE).complete(ASK, audio={"voice": "x"})
+
+
+@pytest.mark.slow
+def test_a_call_while_a_stream_holds_the_model_times_out_instead_of_deadlocking() -> None:
+    local = LocalEndpoint(PHONE.model_copy(update={"timeout": 0.5}))
+    stream = local.stream(ASK, max_tokens=4)
+    next(stream)  # the stream now holds the model
+    try:
+        with pytest.raises(EndpointTimeout, match=r"local endpoint 'phone' waited 0.5s for the model"):
+            local.complete(ASK, max_tokens=2)
+    finally:
+        stream.close()
+    assert local.complete(ASK, max_tokens=2)["object"] == "chat.completion"

@@ -15,6 +15,7 @@ take turns. Nothing is ever downloaded.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import threading
@@ -25,7 +26,7 @@ from typing import Any, cast
 import anyio
 
 from trustlayer.endpoints.models import default_model_path
-from trustlayer.errors import ConfigError, EndpointError
+from trustlayer.errors import ConfigError, EndpointError, EndpointTimeout
 from trustlayer.types import Endpoint
 
 __all__ = ["DEFAULT_N_CTX", "LocalEndpoint", "shared_llama"]
@@ -120,13 +121,25 @@ class LocalEndpoint:
         return EndpointError(f"local endpoint {self.endpoint.id!r} failed to generate ({type(exc).__name__})",
                              endpoint=self.endpoint.id)
 
+    @contextlib.contextmanager
+    def _turn(self, lock: threading.Lock) -> Iterator[None]:
+        # Wait for the model no longer than the endpoint's timeout: a stream left open in
+        # the same thread would otherwise deadlock the next call instead of failing it.
+        if not lock.acquire(timeout=self.endpoint.timeout):
+            raise EndpointTimeout(f"local endpoint {self.endpoint.id!r} waited {self.endpoint.timeout}s for the "
+                                  "model, which is busy with another generation", endpoint=self.endpoint.id)
+        try:
+            yield
+        finally:
+            lock.release()
+
     # -- sync -----------------------------------------------------------------
 
     def _run(self, kind: str, content: Any, params: Mapping[str, Any]) -> dict[str, Any]:
         llama, lock = self._model()
         method = llama.create_chat_completion if kind == "chat" else llama.create_completion
         kwargs = self._kwargs(method, params)
-        with lock:
+        with self._turn(lock):
             try:
                 result = method(content, stream=False, **kwargs)
             except (ValueError, RuntimeError) as exc:
@@ -137,7 +150,7 @@ class LocalEndpoint:
         llama, lock = self._model()
         method = llama.create_chat_completion if kind == "chat" else llama.create_completion
         kwargs = self._kwargs(method, params)
-        with lock:
+        with self._turn(lock):
             try:
                 for chunk in method(content, stream=True, **kwargs):
                     yield self._shape(dict(chunk))
