@@ -124,23 +124,29 @@ class WhiteBoxScorer:
         self._n_threads = n_threads
         self._llm: Any = None
         self._formatter: Any = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one llama.cpp context: one evaluation at a time
+        self._load_lock = threading.Lock()
 
     # -- model and prompt ---------------------------------------------------------
 
     def _model(self) -> Any:
-        if self._llm is None:
-            self._llm = load_llama(self._model_path, n_ctx=self._n_ctx, n_threads=self._n_threads,
-                                   logits_all=True)
-            template = self._llm.metadata.get("tokenizer.chat_template")
-            if template:
-                from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-                token = self._llm.detokenize
-                self._formatter = Jinja2ChatFormatter(
-                    template, eos_token=token([self._llm.token_eos()]).decode("utf-8", "replace"),
-                    bos_token=token([self._llm.token_bos()]).decode("utf-8", "replace"))
+        with self._load_lock:
+            if self._llm is None:
+                self._load()
         return self._llm
+
+    def _load(self) -> None:
+        llm = load_llama(self._model_path, n_ctx=self._n_ctx, n_threads=self._n_threads, logits_all=True)
+        template = llm.metadata.get("tokenizer.chat_template")
+        if template:
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            def text(token: int) -> str:
+                return str(llm.detokenize([token]).decode("utf-8", "replace"))
+
+            self._formatter = Jinja2ChatFormatter(template, eos_token=text(llm.token_eos()),
+                                                  bos_token=text(llm.token_bos()))
+        self._llm = llm  # published last: a half-initialized scorer is never used
 
     def prompt_tokens(self, prompt: str | Message) -> list[int]:
         """The tokens of ``prompt`` rendered in the model's chat template, up to the assistant's turn."""
