@@ -4,6 +4,7 @@ Ed25519 records, SQLite audit log), in front of a recording upstream; then the a
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -149,7 +150,7 @@ def test_tool_calls_and_earlier_turns_are_gated(served: Served,
         {"role": "user", "content": f"now call {RAW['phone']}"},
     ]
     with openai.OpenAI(base_url=served.url, api_key=CLIENT_KEY, max_retries=0) as client:
-        answer = client.chat.completions.create(model="x", messages=messages)  # type: ignore[arg-type]
+        answer = client.chat.completions.create(model="x", messages=messages)
     assert_nothing_raw(upstream)
     call = answer.choices[0].message.tool_calls[0]  # type: ignore[index]
     assert json.loads(call.function.arguments) == {"to": RAW["email"], "token": RAW["key"]}  # type: ignore[union-attr]
@@ -200,6 +201,27 @@ def test_every_two_chunk_split_of_the_stream_is_restored(served: Served, upstrea
             text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
             assert text == f"You said: {ask}", f"split at {cut} of {width}"
     assert_nothing_raw(upstream)
+
+
+def test_concurrent_requests_each_get_their_own_values_back(served: Served, upstream: Upstream) -> None:
+    emails = [f"person{i}.name@example{i}.org" for i in range(8)]
+
+    async def one(client: openai.AsyncOpenAI, i: int) -> str:
+        messages = [{"role": "user", "content": f"write to {emails[i]} today"}]
+        if i % 2:
+            stream = await client.chat.completions.create(model="x", messages=messages, stream=True)
+            return "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+        answer = await client.chat.completions.create(model="x", messages=messages)
+        return answer.choices[0].message.content or ""
+
+    async def main() -> list[str]:
+        async with openai.AsyncOpenAI(base_url=served.url, api_key=CLIENT_KEY, max_retries=0) as client:
+            return list(await asyncio.gather(*(one(client, i) for i in range(len(emails)))))
+
+    answers = asyncio.run(main())
+    assert answers == [f"You said: write to {e} today" for e in emails]
+    everything = "".join(r.everything() for r in upstream.received)
+    assert not any(e in everything for e in emails)
 
 
 def test_sigterm_stops_cleanly_and_the_audit_log_verifies(served: Served) -> None:
