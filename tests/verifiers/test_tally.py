@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from trustlayer.errors import ConfigError
-from trustlayer.verifiers.agreement import ExactMeasure, F1Measure
+from trustlayer.verifiers.agreement import ExactMeasure, F1Measure, extract_answer, normalize
 from trustlayer.verifiers.tally import tally
 
 EXACT = ExactMeasure()
@@ -73,3 +77,25 @@ def test_inconsistent_arguments_are_named(kwargs: dict[str, object], message: st
     answers = args.pop("answers")
     with pytest.raises(ConfigError, match=message):
         tally(answers, **args)  # type: ignore[arg-type]
+
+
+@given(answers=st.lists(st.sampled_from(["7", "7.0", "8", "9", "The answer is 7."]), min_size=1, max_size=6),
+       quorum=st.integers(min_value=1, max_value=6), abstain=st.integers(min_value=0, max_value=2))
+def test_verdict_invariants(answers: list[str], quorum: int, abstain: int) -> None:
+    ids = [f"e{i}" for i in range(len(answers) + abstain)]
+    quorum = min(quorum, len(ids))
+    given_answers = dict(zip(ids, answers, strict=False))
+    v = tally(given_answers, panel=tuple(ids), measure=EXACT, quorum=quorum,
+              abstained={e: "timeout" for e in ids[len(answers):]})
+    assert set(v.agreeing) | set(v.dissenting) == set(given_answers)
+    assert not set(v.agreeing) & set(v.dissenting)
+    assert set(v.abstained) == set(ids[len(answers):])
+    assert v.agreement == pytest.approx(len(v.agreeing) / len(ids))
+    if v.verified:
+        assert len(v.agreeing) >= quorum and v.answered_by in v.agreeing
+        assert v.answer == given_answers[v.answered_by]
+        # no rival answer among the dissenters has as much support (else the panel is split)
+        rivals = Counter(normalize(extract_answer(given_answers[e])) for e in v.dissenting)
+        assert max(rivals.values(), default=0) < len(v.agreeing)
+    else:
+        assert v.answer is None and v.answered_by is None
