@@ -24,7 +24,7 @@ from trustlayer.audit.store import (
     StoredCheckpoint,
     StoredKey,
 )
-from trustlayer.errors import AuditError
+from trustlayer.errors import AuditError, TrustError
 from trustlayer.provenance.keys import Keyring, SigningKey, VerifyKey
 
 __all__ = ["SQLLogStore"]
@@ -130,8 +130,10 @@ class SQLLogStore(ReviewMixin, ABC):
             try:
                 result = fn(conn)
                 conn.execute("COMMIT")
-            except BaseException:
+            except BaseException as exc:
                 conn.execute("ROLLBACK")
+                if isinstance(exc, Exception) and not isinstance(exc, TrustError):
+                    raise AuditError(f"cannot write audit store {self._describe()}: {exc}") from exc
                 raise
             return result
 
@@ -294,7 +296,12 @@ class SQLLogStore(ReviewMixin, ABC):
 
     def _synced_tree(self) -> MerkleTree:
         with self._tree_lock, self._read_lock:
-            self._sync_tree(self._rconn)
+            try:
+                self._sync_tree(self._rconn)
+            except TrustError:
+                raise
+            except Exception as exc:
+                raise AuditError(f"cannot read audit store {self._describe()}: {exc}") from exc
         return self._tree
 
     def size(self) -> int:

@@ -196,34 +196,44 @@ def _open_checkpoints(stored: Sequence[StoredCheckpoint], saved: Sequence[bytes]
     return [(n, c) for n, c in valid if c.origin == origin]
 
 
-def _suspect(report: VerifyReport, scan: _Scan, gaps: list[tuple[int, str]], low: int, high: int) -> int | None:
+_ENTRY_KINDS = frozenset({"deleted", "modified", "bad-signature", "untrusted-key", "replay"})
+
+
+def _out_of_order(scan: _Scan) -> list[int]:
+    """Entries holding a later sequence of their key than some entry after them, in index order.
+
+    Concurrent writers legitimately reorder a little, so this is only a hint, used to name
+    the entry behind a checkpoint mismatch (the earlier entry of a swapped pair).
+    """
+    lowest_after: dict[str, int] = {}
+    flagged = []
+    for index in sorted(scan.order, reverse=True):
+        key, seq = scan.order[index]
+        if seq > lowest_after.get(key, seq):
+            flagged.append(index)
+        lowest_after[key] = min(seq, lowest_after.get(key, seq))
+    return sorted(flagged)
+
+
+def _suspect(report: VerifyReport, hints: list[int], gaps: list[tuple[int, str]], low: int, high: int) -> int | None:
     """The first entry in ``[low, high)`` to blame for a root mismatch.
 
     An entry an entry-level check already blamed (or where a key's sequence jumps), else
-    the first entry that holds a later sequence of its key than an entry after it (the
-    earlier of a swapped pair).
+    the first out-of-order entry in the range.
     """
-    blamed = [p.index for p in report.problems if p.index is not None and low <= p.index < high]
+    blamed = [p.index for p in report.problems
+              if p.kind in _ENTRY_KINDS and p.index is not None and low <= p.index < high]
     blamed += [at for at, _ in gaps if low <= at < high]
     if blamed:
         return min(blamed)
-    lowest_after: dict[str, int] = {}
-    suspect = None
-    for index in range(high - 1, low - 1, -1):
-        key_seq = scan.order.get(index)
-        if key_seq is None:
-            continue
-        key, seq = key_seq
-        if seq > lowest_after.get(key, seq):
-            suspect = index
-        lowest_after[key] = min(seq, lowest_after.get(key, seq))
-    return suspect
+    return next((i for i in hints if low <= i < high), None)
 
 
 def _check_checkpoints(checkpoints: list[tuple[str, Checkpoint]], tree: MerkleTree, scan: _Scan,
                        gaps: list[tuple[int, str]], report: VerifyReport) -> int:
     """Check every checkpoint against the recomputed tree; return the size of the prefix they vouch for."""
     size = tree.size
+    hints = _out_of_order(scan)
     matched: list[Checkpoint] = []
     failed: list[int] = []  # the first entry each failing checkpoint puts in doubt
     by_size: dict[int, tuple[str, Checkpoint]] = {}
@@ -242,7 +252,7 @@ def _check_checkpoints(checkpoints: list[tuple[str, Checkpoint]], tree: MerkleTr
         if tree.root(cp.size) != cp.root:
             low = max((m.size for m in matched), default=0)
             failed.append(low)
-            suspect = _suspect(report, scan, gaps, low, cp.size)
+            suspect = _suspect(report, hints, gaps, low, cp.size)
             where = (f"first suspicious entry: {suspect}" if suspect is not None
                      else f"first entry that can differ: {low}")
             report.add("root-mismatch", f"{name}: the tree recomputed from entries 0..{cp.size - 1} has a different "
