@@ -195,28 +195,10 @@ class _Guard:
                       "a chat completion, or an iterator of chunks")
 
     def restore_stream(self, layer: TrustLayer, out: Outbound, chunks: Iterator[Any]) -> Iterator[Any]:
-        stream = layer.gate.stream_inbound(out.route, request=out)
-        rewriter: ChunkRewriter | None = None
-        model: type[BaseModel] | None = None
+        restorer = _Chunks(layer, out)
         for chunk in chunks:
-            if isinstance(chunk, str):
-                text = stream.feed(chunk)
-                if text:
-                    yield text
-                continue
-            if rewriter is None:
-                model = type(chunk) if isinstance(chunk, BaseModel) else None
-                rewriter = ChunkRewriter(stream, "chat")
-            data = chunk.model_dump() if isinstance(chunk, BaseModel) else dict(chunk)
-            for item in rewriter.feed(data):
-                yield model.model_validate(item) if model is not None else item
-        if rewriter is None:
-            tail = stream.finish().get("content", "")
-            if tail:
-                yield tail
-            return
-        for item in rewriter.finish():
-            yield model.model_validate(item) if model is not None else item
+            yield from restorer.feed(chunk)
+        yield from restorer.finish()
 
     async def restore_async(self, layer: TrustLayer, out: Outbound, result: Any) -> Any:
         if isinstance(result, AsyncIterator):
@@ -234,28 +216,42 @@ class _Guard:
                                    chunks: AsyncIterator[Any]) -> AsyncIterator[Any]:
         import anyio
 
-        stream = layer.gate.stream_inbound(out.route, request=out)
-        rewriter: ChunkRewriter | None = None
-        model: type[BaseModel] | None = None
+        restorer = _Chunks(layer, out)
         async for chunk in chunks:
-            if isinstance(chunk, str):
-                text = stream.feed(chunk)
-                if text:
-                    yield text
-                continue
-            if rewriter is None:
-                model = type(chunk) if isinstance(chunk, BaseModel) else None
-                rewriter = ChunkRewriter(stream, "chat")
-            data = chunk.model_dump() if isinstance(chunk, BaseModel) else dict(chunk)
-            for item in rewriter.feed(data):
-                yield model.model_validate(item) if model is not None else item
-        if rewriter is None:
-            tails = await anyio.to_thread.run_sync(stream.finish)
-            if tails.get("content"):
-                yield tails["content"]
-            return
-        for item in await anyio.to_thread.run_sync(rewriter.finish):
-            yield model.model_validate(item) if model is not None else item
+            for item in restorer.feed(chunk):
+                yield item
+        # finish() signs and records: off the event loop.
+        for item in await anyio.to_thread.run_sync(restorer.finish):
+            yield item
+
+
+class _Chunks:
+    """Restores a stream of text pieces, chunk dicts or SDK chunk objects, whichever the function yields."""
+
+    def __init__(self, layer: TrustLayer, out: Outbound) -> None:
+        self._stream = layer.gate.stream_inbound(out.route, request=out)
+        self._rewriter: ChunkRewriter | None = None
+        self._model: type[BaseModel] | None = None
+
+    def _typed(self, items: list[dict[str, Any]]) -> list[Any]:
+        model = self._model
+        return [model.model_validate(item) for item in items] if model is not None else list(items)
+
+    def feed(self, chunk: Any) -> list[Any]:
+        if isinstance(chunk, str):
+            text = self._stream.feed(chunk)
+            return [text] if text else []
+        if self._rewriter is None:
+            self._model = type(chunk) if isinstance(chunk, BaseModel) else None
+            self._rewriter = ChunkRewriter(self._stream, "chat")
+        data = chunk.model_dump() if isinstance(chunk, BaseModel) else dict(chunk)
+        return self._typed(self._rewriter.feed(data))
+
+    def finish(self) -> list[Any]:
+        if self._rewriter is None:
+            tail = self._stream.finish().get("content", "")
+            return [tail] if tail else []
+        return self._typed(self._rewriter.finish())
 
 
 def _kind(data: Mapping[str, Any]) -> Literal["chat", "completions"]:
