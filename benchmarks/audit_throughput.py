@@ -117,6 +117,10 @@ def plain_bulk(db: Path, envelopes: list[bytes]) -> float:
     return rate
 
 
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+
+
 def _children_cpu() -> float:
     import resource
 
@@ -144,6 +148,7 @@ def main() -> None:
     per_round = args.records // args.rounds
     print(f"audit throughput — python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version}, {cores}")
     print(f"{args.records} hop records of ~1.2 KB envelope, {args.threads} writer threads, {args.rounds} rounds")
+    print(f"machine load average at start: {_load()} (the 2 cores are shared; wall-clock figures depend on it)")
 
     best = {"sign+append": 0.0, "append": 0.0, "plain": 0.0, "bulk": 0.0}
     cpu_best = {"sign+append": 0.0, "append": 0.0, "plain": 0.0}
@@ -190,7 +195,7 @@ def main() -> None:
         # --- verify 100k -----------------------------------------------------------------
         n = args.verify_entries
         print()
-        print(f"building a log of {n:,} signed entries for verify ...", flush=True)
+        print(f"building a log of {n:,} signed entries for verify ... (load average {_load()})", flush=True)
         t0 = time.perf_counter()
         hops = _hops(min(n, 2000))
         db = d / "verify.db"
@@ -222,6 +227,7 @@ def main() -> None:
             print(f"audit verify, {n:,} entries, {label:<12} {elapsed:>6.1f} s   ({n / elapsed:,.0f} entries/s, "
                   f"{report.checkpoints} checkpoints)   target < {VERIFY_TARGET_S:.0f} s: {met}  "
                   f"(ratio to target {elapsed / VERIFY_TARGET_S:.2f})")
+        print(f"machine load average at the end: {_load()}")
 
 
 if __name__ == "__main__":
