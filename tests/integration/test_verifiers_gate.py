@@ -119,3 +119,29 @@ def test_without_a_bound_policy_verification_fails_closed() -> None:
     consensus.bind(policy=lambda m, r: m)
     with pytest.raises(ConfigError, match="already has a policy"):
         consensus.bind(policy=lambda m, r: m)
+
+
+@pytest.mark.parametrize("servers", [[("a", "honest"), ("b", "honest"), ("c", "honest")]], indirect=True)
+def test_a_rerouted_panel_request_is_never_sent_to_the_endpoint(servers: dict[str, Server]) -> None:
+    """Health data is rerouted to the device by policy: the gate's Outbound says so, nobody is asked."""
+    import asyncio
+
+    panel = endpoints(servers)
+    _, gate, _ = build(panel)
+    request = Message.from_openai([{"role": "user", "content": "I have diabetes. What is 2 + 2?"}],
+                                  conversation_id="conv-2")
+    lead_style = Consensus(panel, asker=EndpointAsker(),
+                           policy=lambda m, r: gate.outbound(m, r))  # type: ignore[attr-defined]
+
+    async def run() -> object:
+        try:
+            return await lead_style.ask_async(
+                lambda ep: gate.outbound(request, Route.between(DEVICE, ep)),  # type: ignore[attr-defined]
+                quorum=2, deadline=5)
+        finally:
+            await lead_style.aclose()
+
+    verdict = asyncio.run(run())
+    assert verdict.abstained == {"a": "policy: rerouted", "b": "policy: rerouted",  # type: ignore[attr-defined]
+                                 "c": "policy: rerouted"}
+    assert all(server.received == [] for server in servers.values())

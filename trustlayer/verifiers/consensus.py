@@ -22,7 +22,7 @@ import inspect
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from trustlayer.errors import Blocked, ConfigError, EndpointError, EndpointTimeout
 from trustlayer.types import Endpoint, Message, Route, Verdict, VerifyRequirement
@@ -31,13 +31,34 @@ from trustlayer.verifiers.askers import Asker
 from trustlayer.verifiers.reputation import Reputation
 from trustlayer.verifiers.tally import tally
 
-__all__ = ["Consensus", "Policy", "Prepare", "Restore", "Scorer", "response_text"]
+__all__ = ["Consensus", "Policy", "Prepare", "Prepared", "Restore", "Scorer", "response_text"]
 
-Prepare = Callable[[Endpoint], "Message | None | Awaitable[Message | None]"]
-"""Gives the message as it may go to one endpoint, or ``None`` (or raises ``Blocked``) when it may not."""
+@runtime_checkable
+class Prepared(Protocol):
+    """A message prepared for a route, as the gate's ``Outbound`` carries it."""
 
-Policy = Callable[[Message, Route], "Message | None | Awaitable[Message | None]"]
-"""The gate's outbound path for one route: ``lambda m, r: gate.outbound(m, r).message``."""
+    @property
+    def message(self) -> Message:
+        """The message as it may leave."""
+        ...
+
+    @property
+    def route(self) -> Route:
+        """Where it may go (after any reroute)."""
+        ...
+
+
+_Ready = Message | Prepared | None
+
+Prepare = Callable[[Endpoint], "_Ready | Awaitable[_Ready]"]
+"""Gives the message as it may go to one endpoint, or ``None`` (or raises ``Blocked``) when it may not.
+
+Returning the gate's ``Outbound`` itself is safest: a reroute is then detected and the
+endpoint is not asked, instead of receiving a message prepared for somebody else.
+"""
+
+Policy = Callable[[Message, Route], "_Ready | Awaitable[_Ready]"]
+"""The gate's outbound path for one route: ``lambda m, r: gate.outbound(m, r)`` (the ``Outbound``)."""
 
 Restore = Callable[[Message], Message]
 """Restores a conversation's placeholders in a response (``Restorer.restore``)."""
@@ -140,6 +161,13 @@ class Consensus:
             except Exception as exc:  # fail closed: an endpoint we cannot prepare for is not asked
                 abstained[endpoint.id] = f"policy: {type(exc).__name__}"
                 continue
+            if isinstance(message, Prepared):
+                # The gate's Outbound: it says where the prepared message may go. A message
+                # prepared for another recipient (a reroute) must never be sent to this one.
+                if message.route.recipient.id != endpoint.id:
+                    abstained[endpoint.id] = "policy: rerouted"
+                    continue
+                message = message.message
             if message is None:
                 abstained[endpoint.id] = "policy"
             elif not isinstance(message, Message):
@@ -261,7 +289,7 @@ class Consensus:
             raise ConfigError("consensus has no policy to prepare messages with; call bind(policy=...) "
                               "with the gate's outbound path first")
 
-        def prepare(endpoint: Endpoint) -> Message | None | Awaitable[Message | None]:
+        def prepare(endpoint: Endpoint) -> _Ready | Awaitable[_Ready]:
             return policy(request, route.to(endpoint))
 
         return await self.ask_async(

@@ -18,25 +18,17 @@ from trustlayer.config import Config
 from trustlayer.errors import ConfigError
 from trustlayer.types import Endpoint, Message, Route
 from trustlayer.verifiers.askers import Asker, EndpointAsker
-from trustlayer.verifiers.consensus import Consensus, Policy, Restore, Scorer
+from trustlayer.verifiers.consensus import Consensus, Policy, Prepared, Restore, Scorer
 from trustlayer.verifiers.reputation import AgreementStore, Reputation
 
 __all__ = ["OutboundGate", "consensus_from_config", "gate_policy"]
-
-
-class _Outbound(Protocol):
-    @property
-    def message(self) -> Message: ...
-
-    @property
-    def route(self) -> Route: ...
 
 
 class OutboundGate(Protocol):
     """The part of ``trustlayer.gate.Gate`` consensus uses: the async outbound path."""
 
     async def outbound_async(self, message: Message, route: Route, *,
-                             candidates: tuple[Endpoint, ...] = ()) -> _Outbound:
+                             candidates: tuple[Endpoint, ...] = ()) -> Prepared:
         """Detect, decide, transform, sign and record ``message`` for ``route``; raise ``Blocked``."""
         ...
 
@@ -45,15 +37,12 @@ def gate_policy(gate: OutboundGate) -> Policy:
     """A consensus ``Policy`` that sends the request through the gate's outbound path for each endpoint.
 
     Every panel request is therefore redacted for its endpoint, signed and recorded like any
-    other hop. A decision that reroutes the request elsewhere means the data may not reach
-    that endpoint: it is not asked (abstention ``policy``).
+    other hop. The gate's ``Outbound`` is handed to consensus whole, so a decision that
+    reroutes the request elsewhere means the endpoint is not asked (``policy: rerouted``).
     """
 
-    async def prepare(message: Message, route: Route) -> Message | None:
-        out = await gate.outbound_async(message, route)
-        if out.route.recipient.id != route.recipient.id:
-            return None
-        return out.message
+    async def prepare(message: Message, route: Route) -> Prepared:
+        return await gate.outbound_async(message, route)
 
     return prepare
 
