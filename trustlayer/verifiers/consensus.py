@@ -143,37 +143,20 @@ class Consensus:
     ) -> tuple[dict[str, str], dict[str, str]]:
         """Ask ``endpoints`` concurrently; return ``(answers, abstained)`` keyed by endpoint id.
 
-        ``prepare`` runs first for every endpoint (sequentially, so the gate is never
-        re-entered concurrently); then all permitted endpoints are asked at once and
-        whatever has not answered ``deadline`` seconds later is cancelled.
+        ``prepare`` runs first for every endpoint (async preparations, such as the gate's
+        outbound path, run concurrently); then all permitted endpoints are asked at once
+        and whatever has not answered ``deadline`` seconds later is cancelled.
         """
         if deadline <= 0:
             raise ConfigError(f"consensus deadline must be positive, got {deadline}")
         abstained: dict[str, str] = {}
         ready: list[tuple[Endpoint, Message]] = []
-        for endpoint in endpoints:
-            try:
-                prepared = prepare(endpoint)
-                message = await prepared if inspect.isawaitable(prepared) else prepared
-            except Blocked:
-                abstained[endpoint.id] = "policy"
-                continue
-            except Exception as exc:  # fail closed: an endpoint we cannot prepare for is not asked
-                abstained[endpoint.id] = f"policy: {type(exc).__name__}"
-                continue
-            if isinstance(message, Prepared):
-                # The gate's Outbound: it says where the prepared message may go. A message
-                # prepared for another recipient (a reroute) must never be sent to this one.
-                if message.route.recipient.id != endpoint.id:
-                    abstained[endpoint.id] = "policy: rerouted"
-                    continue
-                message = message.message
-            if message is None:
-                abstained[endpoint.id] = "policy"
-            elif not isinstance(message, Message):
-                abstained[endpoint.id] = "policy: not a Message"
+        outcomes = await asyncio.gather(*(self._prepare_one(prepare, e) for e in endpoints))
+        for endpoint, outcome in zip(endpoints, outcomes, strict=True):
+            if isinstance(outcome, Message):
+                ready.append((endpoint, outcome))
             else:
-                ready.append((endpoint, message))
+                abstained[endpoint.id] = outcome
         tasks = {
             asyncio.ensure_future(self._asker.ask(endpoint, message, deadline)): endpoint.id
             for endpoint, message in ready
@@ -188,6 +171,9 @@ class Consensus:
                 await asyncio.gather(*pending, return_exceptions=True)
             for task in done:
                 endpoint_id = tasks[task]
+                if task.cancelled():
+                    abstained[endpoint_id] = "error: cancelled"
+                    continue
                 failure = task.exception()
                 if failure is None:
                     result = task.result()
@@ -198,6 +184,28 @@ class Consensus:
                 else:
                     abstained[endpoint_id] = _reason(failure)
         return answers, abstained
+
+    @staticmethod
+    async def _prepare_one(prepare: Prepare, endpoint: Endpoint) -> Message | str:
+        """The message for one endpoint, or the reason it may not be asked (fail closed)."""
+        try:
+            prepared = prepare(endpoint)
+            message = await prepared if inspect.isawaitable(prepared) else prepared
+        except Blocked:
+            return "policy"
+        except Exception as exc:  # fail closed: an endpoint we cannot prepare for is not asked
+            return f"policy: {type(exc).__name__}"
+        if isinstance(message, Prepared):
+            # The gate's Outbound says where the prepared message may go. A message prepared
+            # for another recipient (a reroute) must never be sent to this one.
+            if message.route.recipient.id != endpoint.id:
+                return "policy: rerouted"
+            message = message.message
+        if message is None:
+            return "policy"
+        if not isinstance(message, Message):
+            return "policy: not a Message"
+        return message
 
     async def ask_async(
         self,
