@@ -214,3 +214,28 @@ audit: {store: "sqlite:///logs/audit.db", checkpoint_every: 2}
     assert result.exit_code == 0, result.output
     assert "intact: 3 entries" in result.output and "2 valid checkpoint(s)" in result.output
     assert _run("verify", str(db)).exit_code == 0  # the config's keys were registered: TOFU also works
+
+
+def test_verify_with_config_uses_a_separate_log_key(tmp_path: Path) -> None:
+    me, log = SigningKey.generate(), SigningKey.generate()
+    me.save(tmp_path / "id.key")
+    log.save(tmp_path / "log.key")
+    log.public.save(tmp_path / "log.key.pub")
+    config = tmp_path / "trustlayer.yaml"
+    config.write_text("""version: 1
+identity: {id: phone, key: id.key}
+endpoints:
+  - {id: phone, kind: device, jurisdiction: DE}
+audit: {log_key: log.key}
+""")
+    db = tmp_path / "audit.db"
+    with SQLiteStore(db, log_key=log) as store:
+        store.record(RecordSigner(me, endpoint="phone").envelope())
+    result = _run("verify", str(db), "--config", str(config))
+    assert result.exit_code == 0, result.output
+    # Checkpoints signed by the identity key instead are not accepted as the log's.
+    other = tmp_path / "other.db"
+    with SQLiteStore(other, log_key=me) as store:
+        store.record(RecordSigner(me, endpoint="phone").envelope())
+    result = _run("verify", str(other), "--config", str(config))
+    assert result.exit_code == 1 and "does not verify with the trusted log keys" in result.output
