@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from functools import lru_cache
 
 import phonenumbers
 
@@ -22,6 +23,7 @@ _DATE_LIKE = re.compile(r"^\d{1,4}([./-])\d{1,2}\1\d{1,4}$")
 _DOTTED_QUAD = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
 
 
+@lru_cache(maxsize=4096)
 def valid_phone(value: str) -> bool:
     """True when ``value`` is a valid number in its own country code or in one of the home regions."""
     digits = sum(c.isdigit() for c in value)
@@ -44,6 +46,7 @@ def valid_phone(value: str) -> bool:
 _PHONE_SHAPE = re.compile(r"^(?:\+|00|\()|\)|\d[\s.\-/]+\d+[\s.\-/]+\d|(?:x|ext\.?|#)\s*\d+$", re.IGNORECASE)
 
 
+@lru_cache(maxsize=4096)
 def phone_shaped(value: str) -> bool:
     """Written like a phone number and of a possible length, even if its numbering plan does not know it.
 

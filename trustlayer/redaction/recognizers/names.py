@@ -97,10 +97,10 @@ RULES: tuple[Rule, ...] = (
         r"good afternoon|good evening|morning|thanks|thank you)[ \t,]+" + _ANY_NAME + r"(?=\s*(?:[,!.:;\n]|$))",
         _I), group="v", score=0.8, refine=name_length, name="trustlayer:name_greeting"),
     Rule("PERSON", re.compile(
-        r"(?:regards|best|cheers|thanks|thank you|sincerely|yours|br|kind regards|best wishes|grüße|grüsse|"
+        r"\b(?:regards|best|cheers|thanks|thank you|sincerely|yours|br|kind regards|best wishes|grüße|grüsse|"
         r"gruß|gruss|lg|cordialement|bien à vous|saludos|atentamente|un saluto|saluti|groet|groeten)[,.!]?"
         r"[ \t]*\n[ \t]*" + _ANY_NAME + r"[ \t]*(?=\n|$)", _I),
-        group="v", score=0.8, refine=name_length, name="trustlayer:name_signoff"),
+        group="v", score=0.8, refine=name_length, hint="\n", name="trustlayer:name_signoff"),
     Rule("PERSON", re.compile(
         r"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Herr|Frau|Mme|Mlle|Sr|Sra|Srta|Sig|Sig\.ra|Dott|Dott\.ssa|Dhr|Mevr)"
         r"\.?[ \t]+" + _CAP_NAME),
@@ -149,5 +149,7 @@ RULES: tuple[Rule, ...] = (
         r"\b(?:live|lives|living|based|moved|relocated|born|reside|resides|residing|wohne|lebe|habite|vivo|abito|"
         r"woon)[ \t]+(?:in|to|at|near|en|a|in der|op)[ \t]+(?P<v>(?-i:" + _CAP +
         r"(?:[ -](?:(?:sur|sous|le|la|les|de|du|am|an|upon|on|en|im|di|del)[ -])*" + _CAP + r"){0,2}))",
-        _I), group="v", score=0.75, refine=name_length, name="trustlayer:place_personal"),
+        _I), group="v", score=0.75, refine=name_length,
+        hint=("liv", "based", "moved", "relocated", "born", "resid", "wohne", "lebe", "habite", "vivo", "abito", "woon"),
+        name="trustlayer:place_personal"),
 )
