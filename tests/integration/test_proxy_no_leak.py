@@ -173,3 +173,31 @@ def _joined(sse: str) -> str:
             for choice in json.loads(line[6:]).get("choices", []):
                 parts.append((choice.get("delta") or {}).get("content") or "")
     return "".join(parts)
+
+
+def test_without_an_upstream_key_no_authorization_is_sent_at_all(stack: tuple[Upstream, str, ListRecorder]) -> None:
+    from stagekit import DEVICE
+
+    from trustlayer.intercept.proxy import create_app
+    from trustlayer.types import Endpoint
+
+    state = Upstream()
+    with BackgroundServer(create_upstream(state)) as upstream:
+        keyless = Endpoint(id="cloud", kind="cloud", jurisdiction="US", url=upstream.url + "/v1")
+        with BackgroundServer(create_app(make_gate(), sender=DEVICE, upstream=keyless,
+                                         api_keys=(CLIENT_KEY,))) as proxy:
+            reply = post(proxy.url, {"model": "gpt-x", "messages": [{"role": "user", "content": f"k {SECRET}"}]})
+    assert reply.status_code == 200, reply.text
+    headers = dict(state.last().headers)
+    assert "authorization" not in headers
+    assert CLIENT_KEY not in state.last().everything() and SECRET not in state.last().everything()
+    assert state.last().json()["model"] == "gpt-x"  # no configured model: the client's model name goes on
+
+
+def test_completions_prompt_given_as_a_one_item_list(stack: tuple[Upstream, str, ListRecorder],
+                                                     upstream: Upstream) -> None:
+    reply = httpx.post(stack[1] + "/v1/completions", headers={"Authorization": f"Bearer {CLIENT_KEY}"},
+                       json={"model": "gpt-x", "prompt": [f"key {SECRET}"]}, timeout=20)
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["choices"][0]["text"] == f"You said: key {SECRET}"
+    assert_nothing_raw(upstream, SECRET)
