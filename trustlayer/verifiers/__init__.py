@@ -23,8 +23,9 @@ from trustlayer.verifiers.agreement import (
     token_f1,
 )
 from trustlayer.verifiers.askers import Asker, EndpointAsker, answer_text
-from trustlayer.verifiers.consensus import Consensus, Policy, Prepare, Scorer, response_text
+from trustlayer.verifiers.consensus import Consensus, Policy, Prepare, Prepared, Restore, Scorer, response_text
 from trustlayer.verifiers.reputation import AgreementStore, Reputation, SQLiteAgreementStore, Standing
+from trustlayer.verifiers.setup import consensus_from_config, gate_policy
 from trustlayer.verifiers.tally import tally
 from trustlayer.verifiers.whitebox import AnswerScore, WhiteBoxScorer, should_escalate
 
@@ -41,14 +42,18 @@ __all__ = [
     "Measure",
     "Policy",
     "Prepare",
+    "Prepared",
     "Reputation",
+    "Restore",
     "SQLiteAgreementStore",
     "Scorer",
     "Standing",
     "WhiteBoxScorer",
     "answer_text",
+    "consensus_from_config",
     "exact",
     "extract_answer",
+    "gate_policy",
     "measure_for",
     "normalize",
     "response_text",

@@ -1,17 +1,19 @@
 """Consensus: ask a panel of endpoints concurrently and accept an answer only when a quorum agrees.
 
     >>> from trustlayer.verifiers import Consensus, EndpointAsker
-    >>> consensus = Consensus(panel, asker=EndpointAsker(),                     # doctest: +SKIP
-    ...                       policy=lambda msg, route: gate.outbound(msg, route).message)
-    >>> verdict = consensus.verify(request, response, route, requirement)  # doctest: +SKIP
-    >>> verdict.outcome, verdict.dissenting                                 # doctest: +SKIP
+    >>> consensus = Consensus(panel, asker=EndpointAsker(),                 # doctest: +SKIP
+    ...                       policy=lambda msg, route: gate.outbound(msg, route))
+    >>> verdict = consensus.verify(request, response, route, requirement)   # doctest: +SKIP
+    >>> verdict.outcome, verdict.dissenting                                  # doctest: +SKIP
     ('verified', ('cloud-b',))
 
 Each endpoint receives the request as policy transformed it *for that endpoint*; an
 endpoint policy refuses (``None`` or ``Blocked``) is not asked and abstains with reason
-``policy``. Answers are gathered until the deadline; an endpoint still pending then
-abstains with ``timeout``, one that failed with ``error: ...``. Wall time is that of the
-slowest endpoint within the deadline, not the sum. Votes are counted by
+``policy``, and so is one whose request policy rerouted elsewhere (``policy: rerouted``,
+seen when the hook returns the gate's ``Outbound`` rather than its bare message).
+Answers are gathered until the deadline; an endpoint still pending then abstains with
+``timeout``, one that failed with ``error: ...``. Wall time is that of the slowest
+endpoint within the deadline, not the sum. Votes are counted by
 :func:`trustlayer.verifiers.tally.tally`.
 """
 
@@ -32,6 +34,7 @@ from trustlayer.verifiers.reputation import Reputation
 from trustlayer.verifiers.tally import tally
 
 __all__ = ["Consensus", "Policy", "Prepare", "Prepared", "Restore", "Scorer", "response_text"]
+
 
 @runtime_checkable
 class Prepared(Protocol):
