@@ -213,3 +213,22 @@ def test_a_stream_answered_with_json_is_an_error(upstream: tuple[Upstream, Endpo
     with pytest.raises(EndpointError, match=r"answered a streamed POST /chat/completions with application/json, "
                                             r"not text/event-stream"):
         anyio.run(main)
+
+
+def test_one_client_serves_many_event_loops(upstream: tuple[Upstream, Endpoint]) -> None:
+    import asyncio
+    import gc
+
+    state, endpoint = upstream
+    client = OpenAIClient(endpoint, retry=FAST)  # e.g. cached by TrustLayer and called from several asyncio.run()s
+    for _ in range(3):
+        answer = asyncio.run(client.complete_async(HELLO))
+        assert answer["choices"][0]["message"]["content"] == "You said: hello there"
+        parts = anyio.run(lambda: _collect(client))
+        assert "".join(parts) == "You said: hello there"
+    gc.collect()  # a pool left open on a closed loop would warn here (warnings are errors)
+    assert len(state.received) == 6
+
+
+async def _collect(client: OpenAIClient) -> list[str]:
+    return [c["choices"][0]["delta"].get("content") or "" async for c in client.stream_async(HELLO)]

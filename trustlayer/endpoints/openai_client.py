@@ -15,10 +15,12 @@ content) and ``EndpointTimeout``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -79,7 +81,10 @@ class OpenAIClient:
             self._headers["Authorization"] = f"Bearer {key}"
         self._lock = threading.Lock()
         self._sync: httpx.Client | None = None
-        self._async: httpx.AsyncClient | None = None
+        # One async pool per event loop: an httpx pool cannot outlive the loop it was
+        # used on, and a client cached by TrustLayer is called from many asyncio.run()s.
+        self._async: weakref.WeakKeyDictionary[object, httpx.AsyncClient] = weakref.WeakKeyDictionary()
+        self._keepers: weakref.WeakKeyDictionary[object, AsyncGenerator[None, None]] = weakref.WeakKeyDictionary()
 
     def __repr__(self) -> str:
         return f"OpenAIClient(endpoint={self.endpoint.id!r}, url={self._base!r})"
@@ -238,11 +243,23 @@ class OpenAIClient:
             time.sleep(delay)
             attempt += 1
 
-    async def _send_async(self, path: str, body: Mapping[str, Any]) -> httpx.Response:
+    async def _async_client(self) -> httpx.AsyncClient:
+        loop = _running_loop()
         with self._lock:
-            if self._async is None:
-                self._async = httpx.AsyncClient(timeout=self._timeout, trust_env=False)
-            client = self._async
+            client = self._async.get(loop)
+            if client is not None:
+                return client
+            client = self._async[loop] = httpx.AsyncClient(timeout=self._timeout, trust_env=False)
+        if loop is not _OTHER_RUNTIME:
+            # PEP 525: asyncio.run() / anyio.run() close a loop's live async generators
+            # before the loop closes; this one closes the pool while its loop still runs.
+            keeper = _close_with_loop(client)
+            await keeper.__anext__()
+            self._keepers[loop] = keeper
+        return client
+
+    async def _send_async(self, path: str, body: Mapping[str, Any]) -> httpx.Response:
+        client = await self._async_client()
         request = self._request(client, path, body)
         attempt = 0
         while True:
@@ -316,10 +333,14 @@ class OpenAIClient:
             client.close()
 
     async def aclose(self) -> None:
-        """Close both connection pools."""
+        """Close the sync pool and this event loop's async pool (others close with their loops)."""
+        loop = _running_loop()
         with self._lock:
-            client, self._async = self._async, None
-        if client is not None:
+            client = self._async.pop(loop, None)
+            keeper = self._keepers.pop(loop, None)
+        if keeper is not None:
+            await keeper.aclose()
+        elif client is not None:
             await client.aclose()
         self.close()
 
@@ -336,3 +357,24 @@ class OpenAIClient:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         await self.aclose()
+
+
+class _OtherRuntime:
+    """The key of the async pool when no asyncio loop runs (e.g. anyio on trio)."""
+
+
+_OTHER_RUNTIME = _OtherRuntime()
+
+
+def _running_loop() -> object:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return _OTHER_RUNTIME
+
+
+async def _close_with_loop(client: httpx.AsyncClient) -> AsyncGenerator[None, None]:
+    try:
+        yield
+    finally:
+        await client.aclose()
