@@ -31,7 +31,7 @@ from rich.table import Table
 from trustlayer.errors import ConfigError, RedactionError, TrustError
 from trustlayer.redaction.redactor import Redactor
 from trustlayer.redaction.vault import Vault
-from trustlayer.types import Finding, Kind, Message, Operator, Outcome, Route
+from trustlayer.types import Finding, Kind, Message, Operator, Outcome, Route, Turn
 
 __all__ = ["redact"]
 
@@ -120,13 +120,16 @@ def _message(obj: Mapping[str, Any], lineno: int, conversation_id: str) -> Messa
         return Message.from_text(text, conversation_id=conversation_id)
     if not isinstance(messages, list):
         _fail(f"stdin line {lineno}: field 'messages' must be a list, found {type(messages).__name__}")
-    try:
-        return Message.from_openai(messages, conversation_id=conversation_id)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        # The pydantic message names the field and the expectation, never the input value.
-        _fail(f"stdin line {lineno}: messages.{where}: {first['msg']}")
+    turns = []
+    for i, raw in enumerate(messages):
+        try:
+            turns.append(Turn.model_validate(raw))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
+            # The pydantic message names the field and the expectation, never the input value.
+            _fail(f"stdin line {lineno}: messages[{i}]{where}: {first['msg']}")
+    return Message(conversation_id=conversation_id, turns=tuple(turns))
 
 
 def _lines(text: str) -> Iterator[tuple[int, str]]:

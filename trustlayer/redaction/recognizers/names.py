@@ -80,7 +80,7 @@ _CAP_NAME_CS = r"(?P<v>(?-i:" + _CAP + r"(?:[ \t]+" + _PARTICLE + _CAP + r"){0,3
 
 RULES: tuple[Rule, ...] = (
     Rule("PERSON", re.compile(
-        r"\b(?:my name is|my name's|my names|call me|i am called|i'm called|named|signed(?: by)?|sign(?:ed)? it|"
+        r"\b(?:my name is|my name's|my names|my name[,:]|call me|i am called|i'm called|named|signed(?: by)?|sign(?:ed)? it|"
         r"mein name ist|ich hei(?:ß|ss)e|"
         r"je m'appelle|mon nom est|me llamo|mi nombre es|mi chiamo|il mio nome è|mijn naam is|ik heet)"
         r"\s+" + _ANY_NAME, _I),
