@@ -6,13 +6,14 @@ import pytest
 
 from trustlayer.provenance.keys import SigningKey
 from trustlayer.routing.examples import RoutingExample
-from trustlayer.routing.model import TrainConfig
+from trustlayer.routing.model import TrainConfig, UnsafeSeedWarning
 from trustlayer.routing.router import PrivateRouter
 from trustlayer.routing.simulate import simulated_routing_set
 from trustlayer.routing.train import train_router
 
-# Small enough to train in about a second on one core, large enough to learn from.
-FAST = TrainConfig(epsilon=3.0, epochs=4, batch_size=32, n_features=256, seed=11)
+# Small enough to train in about a second on one core, large enough to learn from. Seeded so
+# the tests that depend on what the router learnt are deterministic.
+FAST = TrainConfig(epsilon=3.0, epochs=4, batch_size=32, n_features=256, unsafe_seed=11)
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +33,8 @@ def held_out() -> list[RoutingExample]:
 
 @pytest.fixture(scope="session")
 def trained(train_set: list[RoutingExample], trainer_key: SigningKey) -> PrivateRouter:
-    return train_router(train_set, FAST, key=trainer_key)
+    with pytest.warns(UnsafeSeedWarning, match="unsafe_seed=11: the DP noise and sampling are reproducible"):
+        return train_router(train_set, FAST, key=trainer_key)
 
 
 @pytest.fixture(scope="session")

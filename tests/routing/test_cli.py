@@ -133,13 +133,15 @@ def test_train_with_the_config_identity_key(workdir: Path, tmp_path: Path) -> No
         "endpoints:\n  - {id: phone, kind: device, jurisdiction: DE}\n", encoding="utf-8")
     code, out, err = run("train", "--epsilon", "8", "--data", str(workdir / "train.jsonl"), "--out",
                          str(tmp_path / "m"), "--config", str(tmp_path / "trustlayer.yaml"), "--epochs", "1",
-                         "--n-features", "64", "--record", str(tmp_path / "rec.dsse"))
+                         "--n-features", "64", "--record", str(tmp_path / "rec.dsse"), "--unsafe-seed", "3")
     assert code == 0, err
+    assert "warning: training with unsafe_seed=3: the DP noise and sampling are reproducible" in err
     card = json.loads((tmp_path / "m" / "model_card.json").read_text())
     assert card["trainer_key_id"] == key.key_id
     assert (tmp_path / "phone.key.seq").exists()  # the gate's sequence file (provenance.from_config)
     code, out, _ = run("show", str(tmp_path / "m"), "--config", str(tmp_path / "trustlayer.yaml"))
     assert code == 0 and "verified" in out
+    assert "YES: experiment only" in out
 
 
 @pytest.mark.parametrize("keys", [[], ["--key", "a.key", "--config", "c.yaml"]])

@@ -12,7 +12,7 @@ from trustlayer.errors import RouterError
 from trustlayer.provenance.keys import SigningKey
 from trustlayer.routing.evaluate import evaluate_router
 from trustlayer.routing.examples import RoutingExample
-from trustlayer.routing.model import TrainConfig
+from trustlayer.routing.model import TrainConfig, UnsafeSeedWarning
 from trustlayer.routing.router import PrivateRouter
 from trustlayer.routing.simulate import simulated_routing_set
 from trustlayer.routing.train import RDP_ALPHAS, train_router
@@ -63,7 +63,7 @@ def test_delta_at_or_above_one_over_n_is_refused(fast: TrainConfig, factor: floa
 
 def test_delta_just_below_one_over_n_is_accepted(fast: TrainConfig, trainer_key: SigningKey) -> None:
     data = simulated_routing_set(200, seed=5)
-    config = fast.model_copy(update={"delta": 0.99 / len(data), "epochs": 1})
+    config = fast.model_copy(update={"delta": 0.99 / len(data), "epochs": 1, "unsafe_seed": None})
     assert train_router(data, config, key=trainer_key).card.privacy.delta == 0.99 / len(data)
 
 
@@ -95,23 +95,28 @@ def test_examples_with_different_signals_are_refused(fast: TrainConfig, trainer_
 
 def test_same_seed_gives_the_same_weights(fast: TrainConfig, train_set: list[RoutingExample], trainer_key: SigningKey,
                                           trained: PrivateRouter, held_out: list[RoutingExample]) -> None:
-    again = train_router(train_set, fast, key=trainer_key)
+    with pytest.warns(UnsafeSeedWarning):
+        again = train_router(train_set, fast, key=trainer_key)
     features = [ex.features for ex in held_out[:50]]
     assert again.probabilities(features) == trained.probabilities(features)
 
 
 def test_unseeded_runs_draw_fresh_noise(fast: TrainConfig, trainer_key: SigningKey) -> None:
     data = simulated_routing_set(200, seed=4)
-    config = fast.model_copy(update={"seed": None, "epochs": 1})
+    config = fast.model_copy(update={"unsafe_seed": None, "epochs": 1})
     a, b = (train_router(data, config, key=trainer_key) for _ in range(2))
     assert a.card.weights_sha256 != b.card.weights_sha256
     assert a.card.privacy.seeded is False
 
 
-def test_training_emits_no_warnings(fast: TrainConfig, trainer_key: SigningKey) -> None:
-    # pytest turns warnings into errors anyway; this states the property on its own.
+@pytest.mark.parametrize(("epsilon", "hidden"), [(0.5, 8), (50.0, 0)])
+def test_training_emits_no_warnings(fast: TrainConfig, trainer_key: SigningKey, epsilon: float, hidden: int) -> None:
+    # pytest turns warnings into errors anyway; this states the property on its own, at both ends
+    # of the epsilon range where Opacus would warn about the RDP orders.
     data = simulated_routing_set(200, seed=6)
+    config = fast.model_copy(update={"epochs": 1, "hidden": hidden, "epsilon": epsilon, "unsafe_seed": None})
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        train_router(data, fast.model_copy(update={"epochs": 1, "hidden": 8}), key=trainer_key)
+        router = train_router(data, config, key=trainer_key)
     assert [str(w.message) for w in caught] == []
+    assert router.card.privacy.epsilon <= epsilon

@@ -61,7 +61,7 @@ class PrivacyReport(BaseModel):
     """What DP-SGD spent and with which parameters; ``epsilon`` is the accountant's final value.
 
     ``secure_rng`` is false because Opacus' ``secure_mode`` needs ``torchcsprng``, which has no
-    build for this torch; ``seeded`` is true when a fixed seed made the noise and the Poisson
+    build for this torch; ``seeded`` is true when ``unsafe_seed`` made the noise and the Poisson
     sampling reproducible, which voids the guarantee against anyone who knows the seed.
     """
 

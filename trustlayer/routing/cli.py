@@ -12,6 +12,7 @@ file, data DP-SGD cannot train on, such as δ >= 1/N or too few examples).
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -99,7 +100,7 @@ def router() -> None:
 @click.option("--threshold", type=float, default=0.5, show_default=True,
               help="Route locally when P(local suffices) >= threshold.")
 @click.option("--min-examples", type=int, default=100, show_default=True)
-@click.option("--seed", type=int, default=None,
+@click.option("--unsafe-seed", type=int, default=None,
               help="Experiments only: reproducible noise and sampling (voids the guarantee for whoever knows it).")
 @click.option("--record", type=click.Path(dir_okay=False), default=None,
               help="Also write the signed training record (DSSE envelope) here, for the audit log.")
@@ -108,7 +109,7 @@ def router() -> None:
 @click.option("--overwrite", is_flag=True, help="Replace a router already in --out.")
 def train(epsilon: float, delta: float | None, data: str, out: str, key: str | None, passphrase_env: str | None,
           config: str | None, epochs: int, batch_size: int, learning_rate: float, max_grad_norm: float, hidden: int,
-          n_features: int, threshold: float, min_examples: int, seed: int | None, record: str | None,
+          n_features: int, threshold: float, min_examples: int, unsafe_seed: int | None, record: str | None,
           sequence_state: str | None, overwrite: bool) -> None:
     """Train a router with DP-SGD to (ε, δ) and write it with its signed model card.
 
@@ -118,7 +119,7 @@ def train(epsilon: float, delta: float | None, data: str, out: str, key: str | N
     from pydantic import ValidationError
 
     from trustlayer.routing.examples import read_jsonl
-    from trustlayer.routing.model import TrainConfig
+    from trustlayer.routing.model import TrainConfig, UnsafeSeedWarning
     from trustlayer.routing.train import check_training_data, train_router
 
     if (key is None) == (config is None):
@@ -126,7 +127,8 @@ def train(epsilon: float, delta: float | None, data: str, out: str, key: str | N
     try:
         settings = TrainConfig(epsilon=epsilon, delta=delta, epochs=epochs, batch_size=batch_size,
                              learning_rate=learning_rate, max_grad_norm=max_grad_norm, hidden=hidden,
-                             n_features=n_features, threshold=threshold, min_examples=min_examples, seed=seed)
+                             n_features=n_features, threshold=threshold, min_examples=min_examples,
+                             unsafe_seed=unsafe_seed)
     except ValidationError as exc:
         err = exc.errors(include_input=False, include_url=False)[0]
         _fail(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}", EXIT_USAGE)
@@ -145,7 +147,11 @@ def train(epsilon: float, delta: float | None, data: str, out: str, key: str | N
             def progress(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            trained = train_router(examples, settings, key=signing_key, progress=progress)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", UnsafeSeedWarning)
+                trained = train_router(examples, settings, key=signing_key, progress=progress)
+        for warning in caught:
+            click.echo(f"warning: {warning.message}", err=True)
         trained.save(out, overwrite=overwrite)
     except RouterError as exc:
         _fail(str(exc), EXIT_USAGE)

@@ -19,16 +19,21 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["TrainConfig", "architecture_of", "build_model"]
+__all__ = ["TrainConfig", "UnsafeSeedWarning", "architecture_of", "build_model"]
+
+
+class UnsafeSeedWarning(UserWarning):
+    """Training ran with ``unsafe_seed``: its noise can be replayed by whoever knows the seed."""
 
 
 class TrainConfig(BaseModel):
     """Settings for DP-SGD training of a router.
 
     ``epsilon`` and ``delta`` are the target (ε, δ); ``delta`` defaults to ``1 / (10 N)``
-    and must be below ``1 / N``. ``seed`` makes training reproducible (initial weights,
-    Poisson sampling *and* noise): for experiments only, since anyone who knows the seed
-    can undo the noise; the card records it.
+    and must be below ``1 / N``. ``unsafe_seed`` makes training reproducible (initial
+    weights, Poisson sampling *and* noise): for experiments only, since anyone who knows the
+    seed can replay the noise and the sampling. It warns each time it is used
+    (``UnsafeSeedWarning``) and the card records it.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -44,7 +49,7 @@ class TrainConfig(BaseModel):
     ngram_max: int = Field(default=2, ge=1, le=4)
     threshold: float = Field(default=0.5, gt=0, lt=1)
     min_examples: int = Field(default=100, ge=2)
-    seed: int | None = None
+    unsafe_seed: int | None = None
 
 
 def architecture_of(hidden: int) -> Literal["logistic", "mlp"]:

@@ -30,20 +30,21 @@ from trustlayer.provenance.keys import SigningKey
 from trustlayer.routing.card import ModelCard, PrivacyReport, card_bytes, sign_card
 from trustlayer.routing.examples import RoutingExample
 from trustlayer.routing.features import FeatureSpec, vectorize_many
-from trustlayer.routing.model import TrainConfig, architecture_of, build_model
+from trustlayer.routing.model import TrainConfig, UnsafeSeedWarning, architecture_of, build_model
 from trustlayer.routing.router import PrivateRouter
 
 __all__ = ["RDP_ALPHAS", "Progress", "check_training_data", "examples_to_tensors", "train_router"]
 
 RDP_ALPHAS: tuple[float, ...] = (
-    tuple(1 + x / 10.0 for x in range(1, 100)) + tuple(float(a) for a in range(12, 64))
+    (1.001, 1.01, 1.05) + tuple(1 + x / 10.0 for x in range(1, 100)) + tuple(float(a) for a in range(12, 64))
     + (80.0, 96.0, 128.0, 192.0, 256.0, 384.0, 512.0, 768.0, 1024.0, 2048.0, 4096.0)
 )
-"""RDP orders for the accountant: Opacus' defaults extended upwards.
+"""RDP orders for the accountant: Opacus' defaults extended at both ends.
 
 The noise search starts at σ = 20, where the best order exceeds Opacus' default maximum of
-63 (Opacus then warns "Optimal order is the largest alpha"); the longer range keeps the
-bound tight there and removes the cause of that warning instead of hiding it.
+63, and a large ε (tens) with little noise puts the best order below its minimum of 1.1;
+Opacus then warns "Optimal order is the largest/smallest alpha". The longer range keeps the
+bound tight there and removes the cause of those warnings instead of hiding them.
 """
 
 Progress = Callable[[int, int], None]
@@ -111,11 +112,16 @@ def train_router(examples: Sequence[RoutingExample], config: TrainConfig, *, key
     ``check_training_data``) and when Opacus cannot reach the budget.
     """
     delta, signal_names = check_training_data(examples, config)
+    seed = config.unsafe_seed
+    if seed is not None:
+        warnings.warn(f"training with unsafe_seed={seed}: the DP noise and sampling are reproducible, so the "
+                      "(epsilon, delta) guarantee does not hold against anyone who knows the seed; "
+                      "use for experiments only", UnsafeSeedWarning, stacklevel=2)
     spec = FeatureSpec(n_features=config.n_features, ngram_max=config.ngram_max, signal_names=signal_names)
     x, y = examples_to_tensors(examples, spec)
-    sampling, noise = _generator(config.seed), _generator(None if config.seed is None else config.seed + 1)
+    sampling, noise = _generator(seed), _generator(None if seed is None else seed + 1)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(secrets.randbits(63) if config.seed is None else config.seed)
+        torch.manual_seed(secrets.randbits(63) if seed is None else seed)
         model = build_model(spec.dim, config.hidden)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate)
     loader = DataLoader(TensorDataset(x, y), batch_size=config.batch_size, generator=sampling)
@@ -177,7 +183,7 @@ def train_router(examples: Sequence[RoutingExample], config: TrainConfig, *, key
             epochs=config.epochs,
             expected_batch_size=int(dp_optimizer.expected_batch_size),
             n_examples=len(examples),
-            seeded=config.seed is not None,
+            seeded=seed is not None,
         ),
         weights_sha256=hashlib.sha256(weights).hexdigest(),
         torch_version=torch.__version__,
