@@ -180,18 +180,18 @@ def test_verify_takes_the_primary_answer_without_asking_it_again(servers: dict[s
 def test_a_hanging_endpoint_abstains_within_the_deadline(servers: dict[str, Server]) -> None:
     consensus = Consensus(endpoints(servers), asker=EndpointAsker(), policy=allow_all)
     started = time.monotonic()
-    verdict = ask(consensus, lambda ep: question(20, 22), quorum=2, deadline=1.0)
+    verdict = ask(consensus, lambda ep: question(20, 22), quorum=2, deadline=3.0)
     elapsed = time.monotonic() - started
     assert verdict.abstained == {"b": "timeout"}
     assert verdict.verified and set(verdict.agreeing) == {"a", "c"}
-    assert elapsed < 8.0, "the hanging server holds its reply until teardown; we must not wait for it"
+    assert elapsed < 15.0, "the hanging server holds its reply until teardown; we must not wait for it"
     assert len(servers["b"].received) == 1
 
 
 @pytest.mark.parametrize("servers", [[("a", "honest"), ("b", "hang"), ("c", "wrong")]], indirect=True)
 def test_quorum_not_met_is_an_explicit_unverified_verdict(servers: dict[str, Server]) -> None:
     consensus = Consensus(endpoints(servers), asker=EndpointAsker(), policy=allow_all)
-    verdict = ask(consensus, lambda ep: question(7, 8), quorum=2, deadline=1.0)
+    verdict = ask(consensus, lambda ep: question(7, 8), quorum=2, deadline=3.0)
     assert verdict.outcome == "unverified"
     assert verdict.answer is None and verdict.answered_by is None
     assert verdict.abstained == {"b": "timeout"}
