@@ -214,3 +214,14 @@ def test_a_reviewer_never_alters_the_file(tmp_path: Path) -> None:
     with pytest.raises(AuditError, match="is not a trustlayer audit log"):
         SQLiteStore(plain)
     assert plain.read_bytes() == before
+
+
+def test_opening_for_writing_checkpoints_an_uncovered_tail(db_path: Path, signer: RecordSigner,
+                                                           log_key: SigningKey) -> None:
+    crashed = SQLiteStore(db_path, log_key=log_key, checkpoint_every=100)
+    for _ in range(3):
+        crashed.record(signer.envelope())
+    # `crashed` is never closed (as if its process died); the next writer covers its entries.
+    with SQLiteStore(db_path, log_key=log_key, checkpoint_every=100) as store:
+        assert [c.size for c in store.checkpoints()] == [3]
+    crashed.close()

@@ -90,6 +90,9 @@ class SQLLogStore(ReviewMixin, ABC):
             for entry in keyring.entries():
                 self._register_key(entry.key, "signer", entry.owner)
         self._committer = GroupCommitter(self._flush, max_batch=max_batch)
+        # Cover what an earlier writer appended but never checkpointed (it crashed or was not
+        # closed), so the unprotected tail of the log stays as short as possible.
+        self._sign_checkpoint(empty_too=False)
 
     # --- dialect hooks -------------------------------------------------------------------------
 
@@ -252,19 +255,24 @@ class SQLLogStore(ReviewMixin, ABC):
 
     def checkpoint(self) -> StoredCheckpoint:
         """Sign a checkpoint of the whole log now unless the latest already covers it; return the latest."""
-        key = self._log_key
-        if key is not None:
-            def sign(conn: Any) -> None:
-                self._sync_tree(conn)
-                if self._tree.size > self._last_checkpoint_size(conn) or not self._has_checkpoint(conn):
-                    self._insert_checkpoint(conn, key, self._tree.size)
-
-            with self._tree_lock:
-                self._write(sign)
+        self._sign_checkpoint(empty_too=True)
         stored = self.checkpoints()
         if not stored:
             raise AuditError(f"audit store {self._describe()} has no checkpoint yet")
         return max(stored, key=lambda c: (c.size, c.id))
+
+    def _sign_checkpoint(self, *, empty_too: bool) -> None:
+        key = self._log_key
+        if key is None:
+            return
+
+        def sign(conn: Any) -> None:
+            self._sync_tree(conn)
+            if self._tree.size > self._last_checkpoint_size(conn) or (empty_too and not self._has_checkpoint(conn)):
+                self._insert_checkpoint(conn, key, self._tree.size)
+
+        with self._tree_lock:
+            self._write(sign)
 
     def _has_checkpoint(self, conn: Any) -> bool:
         return int(self._exec(conn, "SELECT count(*) FROM checkpoints").fetchone()[0]) > 0
