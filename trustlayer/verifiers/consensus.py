@@ -93,9 +93,9 @@ class Consensus:
     each panel answer (the gate's ``Restorer.restore``), so that panel answers compare with
     the primary's restored answer; an answer it cannot restore does not vote. With a
     ``reputation``, every verified verdict updates each endpoint's agreement history, and
-    endpoints whose dissent rate is at least ``exclude_above`` are not asked (abstention
-    ``reputation``) while enough others remain. ``scorer`` adds evidence for the accepted
-    answer (see ``trustlayer.verifiers.whitebox.WhiteBoxScorer.evidence``).
+    endpoints whose dissent rate is at least ``exclude_above`` over at least ``min_votes``
+    counted answers are not asked (abstention ``reputation``) while enough others remain.
+    ``scorer`` adds evidence for the accepted answer (``WhiteBoxScorer.scorer()``).
     """
 
     def __init__(
@@ -107,6 +107,7 @@ class Consensus:
         restore: Restore | None = None,
         reputation: Reputation | None = None,
         exclude_above: float | None = None,
+        min_votes: int = 5,
         scorer: Scorer | None = None,
     ) -> None:
         if not panel:
@@ -123,6 +124,7 @@ class Consensus:
         self._restore = restore
         self._reputation = reputation
         self._exclude_above = exclude_above
+        self._min_votes = min_votes
         self._scorer = scorer
 
     def bind(self, *, policy: Policy, restore: Restore | None = None) -> None:
@@ -277,7 +279,7 @@ class Consensus:
         candidates = [e for e in self._panel if e.id != exclude]
         flagged: set[str] = set()
         if self._reputation is not None and self._exclude_above is not None:
-            flagged = set(self._reputation.flagged(self._exclude_above))
+            flagged = set(self._reputation.flagged(self._exclude_above, min_votes=self._min_votes))
         good = [e for e in candidates if e.id not in flagged]
         chosen = good[:count]
         skipped: dict[str, str] = {}
