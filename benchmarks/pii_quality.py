@@ -1,6 +1,9 @@
 """PII detection quality: trustlayer vs Presidio analyzer+anonymizer defaults, on one labelled set.
 
-    python benchmarks/pii_quality.py [--n 700] [--seed 7]
+    python benchmarks/pii_quality.py [--n 700] [--seed 2027]
+
+The recognizers were tuned while looking at the misses on seed 7 (and 101 in a test);
+the default seed 2027 was held out, so its figures are the honest ones.
 
 The evaluation set is built here, seeded and reproducible: Faker values in seven
 locales (en_US, en_GB, de_DE, fr_FR, it_IT, es_ES, nl_NL) put into realistic prompts
@@ -487,7 +490,7 @@ def presidio_system():  # type: ignore[no-untyped-def]
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=700)
-    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--seed", type=int, default=2027)
     args = ap.parse_args()
     cases = build(args.n, args.seed)
     labels = sum(len(c.labels) for c in cases)
