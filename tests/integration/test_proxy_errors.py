@@ -127,8 +127,8 @@ def test_a_field_the_gate_cannot_inspect_is_refused_by_name_and_recorded(proxy: 
 def test_bad_json_unknown_path_and_huge_body(proxy: str) -> None:
     bad = httpx.post(proxy + "/v1/chat/completions", content=b"{not json " + SECRET.encode(), headers=AUTH)
     assert bad.status_code == 400 and error_of(bad)["code"] == "invalid_json"
-    missing = httpx.post(proxy + "/v1/embeddings", json={"input": SECRET}, headers=AUTH)
-    assert missing.status_code == 404 and "/v1/embeddings is not served" in error_of(missing)["message"]
+    missing = httpx.post(proxy + f"/v1/embeddings/{SECRET}", json={"input": SECRET}, headers=AUTH)
+    assert missing.status_code == 404 and "this POST path is not served" in error_of(missing)["message"]
     huge = httpx.post(proxy + "/v1/chat/completions", content=b"x" * (MAX_BODY_BYTES + 1), headers=AUTH)
     assert huge.status_code == 413 and error_of(huge)["code"] == "request_too_large"
 

@@ -364,9 +364,11 @@ def create_app(gate: Gate, *, sender: Endpoint, upstream: Endpoint, api_keys: Se
     async def not_found(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 404)
         code = "method_not_allowed" if status == 405 else "not_found"
+        # The path is not repeated: a client may have put data in it.
         return error_response(status, "invalid_request_error", code,
-                              f"{request.method} {request.url.path} is not served by this proxy "
-                              "(serves /v1/chat/completions, /v1/completions, /v1/models, /healthz)")
+                              f"this {request.method} path is not served by this proxy "
+                              "(it serves POST /v1/chat/completions, POST /v1/completions, GET /v1/models, "
+                              "GET /healthz)")
 
     app = Starlette(exception_handlers={HTTPException: not_found}, routes=[
         HttpRoute("/healthz", proxy.healthz, methods=["GET"]),
