@@ -109,8 +109,9 @@ def test_read_only_and_closed_stores_refuse_appends(filled_log: Path, log_key: S
 def test_missing_log_and_bad_url_are_named(tmp_path: Path) -> None:
     with pytest.raises(AuditError, match="does not exist"):
         SQLiteStore(tmp_path / "nope.db")
-    with pytest.raises(ConfigError, match="scheme 'mysql'"):
-        open_store("mysql://localhost/audit")
+    with pytest.raises(ConfigError, match="scheme 'mysql'") as info:
+        open_store("mysql://admin:hunter2@localhost/audit")
+    assert "hunter2" not in str(info.value)
     with pytest.raises(AuditError, match="no entry 99"):
         SQLiteStore(tmp_path / "x.db", log_key=SigningKey.generate()).entry(99)
 

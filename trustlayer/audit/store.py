@@ -15,7 +15,8 @@ checkpoints is trusted by ``trustlayer.audit.verify``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
@@ -205,10 +206,7 @@ def open_store(url: str, *, log_key: SigningKey | None = None, keyring: Keyring 
         return PostgresStore(url, log_key=log_key, keyring=keyring, checkpoint_every=checkpoint_every,
                              max_batch=max_batch)
     scheme = url.split(":", 1)[0] if ":" in url else "(none)"
-    raise ConfigError(f"audit store URL {url!r} has scheme {scheme!r}; expected sqlite:///PATH or "
+    shown = re.sub(r"//[^/@]*@", "//***@", url)  # never echo credentials
+    raise ConfigError(f"audit store URL {shown!r} has scheme {scheme!r}; expected sqlite:///PATH or "
                       "postgresql://...", field="audit.store")
 
-
-def _batched(items: Sequence[bytes], n: int) -> Iterator[Sequence[bytes]]:
-    for i in range(0, len(items), n):
-        yield items[i:i + n]
