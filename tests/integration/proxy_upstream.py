@@ -62,6 +62,7 @@ class Upstream:
     hang: float = 0.0
     chunk_delay: float = 0.0
     fragment: int = 0  # > 0: send the event stream in writes of this many bytes, cutting events anywhere
+    trickle: float = 0.0  # > 0: send a non-streamed answer one byte at a time, this many seconds apart
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -71,10 +72,16 @@ class Upstream:
 
     def reset(self) -> None:
         fresh = Upstream()
-        for name in ("reply", "chunks", "tool_call", "fail_first", "hang", "chunk_delay", "fragment"):
+        for name in ("reply", "chunks", "tool_call", "fail_first", "hang", "chunk_delay", "fragment", "trickle"):
             setattr(self, name, getattr(fresh, name))
         with self.lock:
             self.received.clear()
+
+
+async def _trickled(data: bytes, pause: float) -> Any:
+    for i in range(len(data)):
+        yield data[i:i + 1]
+        await asyncio.sleep(pause)
 
 
 async def _fragmented(events: Any, size: int) -> Any:
@@ -113,12 +120,16 @@ def create_upstream(state: Upstream) -> Starlette:
             if call is not None:
                 message["tool_calls"] = [{"id": "call_1", "type": "function",
                                           "function": {"name": call[0], "arguments": call[1]}}]
-            return JSONResponse({
+            answer = {
                 "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": model,
                 "choices": [{"index": 0, "message": message,
                              "finish_reason": "tool_calls" if call else "stop"}],
                 "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8},
-            })
+            }
+            if state.trickle:
+                return StreamingResponse(_trickled(json.dumps(answer).encode(), state.trickle),
+                                         media_type="application/json")
+            return JSONResponse(answer)
 
         async def events() -> Any:
             def chunk(delta: dict[str, Any], finish: str | None = None) -> str:

@@ -232,3 +232,14 @@ def test_one_client_serves_many_event_loops(upstream: tuple[Upstream, Endpoint])
 
 async def _collect(client: OpenAIClient) -> list[str]:
     return [c["choices"][0]["delta"].get("content") or "" async for c in client.stream_async(HELLO)]
+
+
+def test_an_answer_trickling_forever_times_out_as_a_whole(upstream: tuple[Upstream, Endpoint]) -> None:
+    state, endpoint = upstream
+    state.trickle = 0.05  # each byte arrives well within the read timeout; the whole answer never does
+    for call in (lambda c: c.complete(HELLO), lambda c: anyio.run(lambda: c.complete_async(HELLO))):
+        started = time.monotonic()
+        with OpenAIClient(endpoint, retry=FAST, timeout=0.5) as client, \
+                pytest.raises(EndpointTimeout, match=r"answer not complete within 0.5s"):
+            call(client)
+        assert time.monotonic() - started < 3

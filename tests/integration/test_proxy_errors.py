@@ -87,6 +87,14 @@ def test_hung_upstream_is_a_504_not_a_hang(proxy: str, upstream: Upstream) -> No
         assert error_of(reply)["code"] == "upstream_timeout"
 
 
+def test_trickling_upstream_is_a_504_too(proxy: str, upstream: Upstream) -> None:
+    upstream.trickle = 0.05
+    started = time.monotonic()
+    reply = httpx.post(proxy + "/v1/chat/completions", json=HELLO, headers=AUTH, timeout=30)
+    assert time.monotonic() - started < 3
+    assert reply.status_code == 504 and "answer not complete within 0.5s" in error_of(reply)["message"]
+
+
 def test_upstream_stalling_mid_stream_ends_with_an_error_event(proxy: str, upstream: Upstream) -> None:
     upstream.chunk_delay = 2.0
     with httpx.stream("POST", proxy + "/v1/chat/completions", json={**HELLO, "stream": True}, headers=AUTH,

@@ -30,7 +30,7 @@ import httpx
 from trustlayer.endpoints._http_errors import Retry, Translate, error_detail
 from trustlayer.endpoints._retry import RetryPolicy
 from trustlayer.endpoints._sse import EventDecoder
-from trustlayer.errors import ConfigError, EndpointError
+from trustlayer.errors import ConfigError, EndpointError, EndpointTimeout
 from trustlayer.types import Endpoint
 
 __all__ = ["OpenAIClient", "resolve_api_key"]
@@ -61,9 +61,10 @@ def resolve_api_key(endpoint: Endpoint) -> str | None:
 class OpenAIClient:
     """A client for one OpenAI-compatible endpoint (``endpoint.url`` is its base URL, e.g. ``.../v1``).
 
-    ``api_key`` defaults to the value of ``$endpoint.api_key_env``; ``timeout`` (seconds,
-    per connect/read/write) defaults to ``endpoint.timeout``. One connection pool per
-    client and per mode (sync, async); close it with ``close`` / ``aclose`` or ``with``.
+    ``api_key`` defaults to the value of ``$endpoint.api_key_env``; ``timeout`` (seconds)
+    defaults to ``endpoint.timeout``: it bounds each connect, read and write, and a whole
+    non-streamed answer once its headers arrived. One connection pool for sync calls and
+    one per event loop for async calls; close them with ``close`` / ``aclose`` or ``with``.
     """
 
     def __init__(self, endpoint: Endpoint, *, api_key: str | None = None, retry: RetryPolicy | None = None,
@@ -74,7 +75,8 @@ class OpenAIClient:
         self.endpoint = endpoint
         self.retry = retry or RetryPolicy()
         self._base = endpoint.url.rstrip("/")
-        self._timeout = httpx.Timeout(timeout if timeout is not None else endpoint.timeout)
+        self._limit = timeout if timeout is not None else endpoint.timeout
+        self._timeout = httpx.Timeout(self._limit)
         key = api_key if api_key is not None else resolve_api_key(endpoint)
         self._headers = {"User-Agent": _USER_AGENT}
         if key:
@@ -136,12 +138,16 @@ class OpenAIClient:
     def post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST ``body`` as JSON to ``path`` under the base URL; return the JSON answer."""
         response = self._send(path, {**body, "stream": False})
+        deadline = time.monotonic() + self._limit
+        chunks: list[bytes] = []
         try:
             with self._translated(path):
-                content = response.read()
+                for chunk in response.iter_bytes():
+                    chunks.append(chunk)
+                    self._check_deadline(deadline, path)
         finally:
             response.close()
-        return self._json(content, path)
+        return self._json(b"".join(chunks), path)
 
     def post_stream(self, path: str, body: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         """POST with ``stream: true``; yield each server-sent event's JSON until ``[DONE]``."""
@@ -163,12 +169,23 @@ class OpenAIClient:
     async def post_async(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """Async twin of ``post``."""
         response = await self._send_async(path, {**body, "stream": False})
+        deadline = time.monotonic() + self._limit
+        chunks: list[bytes] = []
         try:
             with self._translated(path):
-                content = await response.aread()
+                async for chunk in response.aiter_bytes():
+                    chunks.append(chunk)
+                    self._check_deadline(deadline, path)
         finally:
             await response.aclose()
-        return self._json(content, path)
+        return self._json(b"".join(chunks), path)
+
+    def _check_deadline(self, deadline: float, path: str) -> None:
+        # The read timeout bounds each wait; this bounds the whole answer, so a server
+        # that trickles a byte at a time cannot hold the caller forever.
+        if time.monotonic() > deadline:
+            raise EndpointTimeout(f"endpoint {self.endpoint.id!r} timed out (answer not complete within "
+                                  f"{self._limit}s) on POST {path}", endpoint=self.endpoint.id)
 
     async def post_stream_async(self, path: str, body: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """Async twin of ``post_stream``."""
