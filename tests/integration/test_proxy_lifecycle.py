@@ -47,6 +47,11 @@ def test_settings_resolve_upstream_flags_and_keys(tmp_path: Path) -> None:
     assert ProxySettings.from_config(path, host="0.0.0.0", port=1, environ=ENV).port == 1
 
 
+def test_upstream_url_picks_the_declared_endpoint_it_belongs_to(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "proxy: {}")
+    assert ProxySettings.from_config(path, upstream="http://127.0.0.1:10/v1/", environ=ENV).upstream.id == "edge"
+
+
 def test_binding_beyond_loopback_without_keys_is_refused(tmp_path: Path) -> None:
     path = write_config(tmp_path)
     with pytest.raises(ConfigError, match=r"refusing to listen on '0.0.0.0' without client API keys"):

@@ -82,7 +82,7 @@ class ProxySettings:
         def problem(field: str, message: str) -> ConfigError:
             return ConfigError(f"config {str(path)!r}, {field}: {message}", path=str(path), field=field)
 
-        target = _upstream_endpoint(config, problem)
+        target = _upstream_endpoint(config, problem, upstream)
         if upstream is not None:
             parts = urlsplit(upstream)
             if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
@@ -109,10 +109,15 @@ class ProxySettings:
                    port=port if port is not None else config.proxy.port, api_keys=tuple(keys))
 
 
-def _upstream_endpoint(config: Config, problem: Callable[[str, str], ConfigError]) -> Endpoint:
+def _upstream_endpoint(config: Config, problem: Callable[[str, str], ConfigError], url: str | None) -> Endpoint:
     if config.proxy.upstream is not None:
         return config.endpoint(config.proxy.upstream)  # declared: the config loader checked it
     others = [e for e in config.endpoints if e.id != config.identity.id]
+    if url is not None:
+        # --upstream names a declared endpoint's URL: that endpoint (and its jurisdiction) it is.
+        same = [e for e in others if e.url is not None and e.url.rstrip("/") == url.rstrip("/")]
+        if len(same) == 1:
+            return same[0]
     if len(others) == 1:
         return others[0]
     raise problem("proxy.upstream", "must name the proxy's upstream endpoint (declared: "
