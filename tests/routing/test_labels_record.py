@@ -6,14 +6,16 @@ import json
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from trustlayer.audit.sqlite_store import SQLiteStore
 from trustlayer.audit.verify import verify_log
+from trustlayer.cli import cli
 from trustlayer.errors import RouterError
 from trustlayer.provenance.dsse import open_envelope
 from trustlayer.provenance.keys import Keyring, SigningKey
 from trustlayer.provenance.signer import RecordSigner
-from trustlayer.routing.examples import PromptFeatures
+from trustlayer.routing.examples import PromptFeatures, read_jsonl
 from trustlayer.routing.labels import (
     FeatureJournal,
     envelopes_from_export,
@@ -86,13 +88,11 @@ def test_labels_from_a_real_sqlite_log_and_its_export(signer: RecordSigner, ring
         store.record(_inbound(signer, "c2", _verdict(("phone", "gpt"))))
         store.record(_inbound(signer, "c3", _verdict(("gpt",), ("phone",))))
         from_store = examples_from_log(envelopes_from_store(store), ring, journal.read(), local_id="phone")
-        export = tmp_path / "export.jsonl"
-        with export.open("w") as fh:
-            for e in store.entries():
-                fh.write(json.dumps({"type": "entry", "index": e.index, "envelope": e.envelope.decode()}) + "\n")
-            fh.write(json.dumps({"type": "checkpoint", "id": 1, "envelope": "x"}) + "\n")
     finally:
         store.close()
+    export = tmp_path / "export.jsonl"
+    result = CliRunner().invoke(cli, ["audit", "export", str(tmp_path / "audit.db"), "--out", str(export)])
+    assert result.exit_code == 0, result.output
     assert [(ex.prompt, ex.local_sufficed) for ex in from_store] == [("third", True), ("fourth", False)]
     assert examples_from_log(envelopes_from_export(export), ring, journal.read(), local_id="phone") == from_store
 
@@ -142,3 +142,27 @@ def test_training_record_appended_to_the_audit_log_verifies(trained: PrivateRout
         store.close()
     assert [ex.local_sufficed for ex in labels] == [True]  # the label loader skips the training record
     assert report.ok, [p.message for p in report.problems]
+
+
+def test_router_labels_cli_builds_training_data_from_the_log(signer: RecordSigner, ring: Keyring,
+                                                             device_key: SigningKey, journal: FeatureJournal,
+                                                             tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "audit.db", log_key=device_key, keyring=ring)
+    try:
+        store.record(_inbound(signer, "c1", _verdict(("phone", "gpt"))))
+        store.record(_inbound(signer, "c2", _verdict(("gpt", "claude"), ("phone",))))
+    finally:
+        store.close()
+    device_key.public.save(tmp_path / "phone.pub")
+    args = ["router", "labels", "--log", str(tmp_path / "audit.db"), "--journal", str(journal.path), "--local",
+            "phone", "--out", str(tmp_path / "data.jsonl"), "--trust", str(tmp_path / "phone.pub")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "wrote 2 labelled examples" in result.output
+    assert [(ex.prompt, ex.local_sufficed) for ex in read_jsonl(tmp_path / "data.jsonl")] == [
+        ("first <PERSON_1>", True), ("third", False)]
+    stranger = SigningKey.generate()
+    stranger.public.save(tmp_path / "stranger.pub")
+    result = CliRunner().invoke(cli, [*args[:-1], str(tmp_path / "stranger.pub")])
+    assert result.exit_code == 1
+    assert "audit entry 0 does not verify" in result.stderr

@@ -3,6 +3,7 @@
     trustlayer router train --epsilon 3 --data routing.jsonl --out router/ --key id.key
     trustlayer router evaluate --model router/ --data heldout.jsonl --trust id.key.pub
     trustlayer router show router/ --trust id.key.pub
+    trustlayer router labels --log audit.db --journal journal.jsonl --local phone --config trustlayer.yaml --out d.jsonl
 
 Exit codes: 0 ok; 1 the check found a problem (a tampered or untrusted router, accuracy
 below ``--min-accuracy``); 2 usage or input error (bad flags, a missing or malformed data
@@ -24,6 +25,7 @@ from rich.table import Table
 from trustlayer.errors import ConfigError, RouterError, SignatureError, TrustError
 from trustlayer.provenance.keys import Keyring, SigningKey, VerifyKey
 from trustlayer.routing.card import CardRejected, ModelCard
+from trustlayer.routing.examples import RoutingDataError
 
 if TYPE_CHECKING:
     from trustlayer.provenance.sequence import SequenceCounter
@@ -260,3 +262,39 @@ def show(directory: str, trust: tuple[str, ...], config: str | None) -> None:
     """Show a router's model card after verifying its signature and its weights."""
     loaded = _load(directory, _keyring(trust, config))
     Console().print(_card_table(loaded.card, "signature and weights verified"))
+
+
+@router.command("labels")
+@click.option("--log", "log", type=click.Path(dir_okay=False), required=True,
+              help="The audit log: a SQLite file, or a 'trustlayer audit export' JSONL file.")
+@click.option("--journal", type=click.Path(dir_okay=False), required=True, help="The device's feature journal.")
+@click.option("--local", "local_id", required=True, help="Endpoint id of the local model.")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Routing data file to write (JSONL).")
+@_trust_option
+@_config_option
+def labels(log: str, journal: str, local_id: str, out: str, trust: tuple[str, ...], config: str | None) -> None:
+    """Build labelled routing data from verified audit verdicts and the device's feature journal."""
+    from trustlayer.routing.examples import write_jsonl
+    from trustlayer.routing.labels import FeatureJournal, envelopes_from_export, examples_from_log
+
+    ring = _keyring(trust, config)
+    try:
+        if log.endswith(".jsonl"):
+            examples = examples_from_log(envelopes_from_export(log), ring, FeatureJournal(journal).read(),
+                                         local_id=local_id)
+        else:
+            from trustlayer.audit.store import open_store
+            from trustlayer.routing.labels import envelopes_from_store
+
+            if not Path(log).is_file():
+                _fail(f"audit log {log!r} does not exist", EXIT_USAGE)
+            with open_store(f"sqlite:///{Path(log).resolve()}") as store:
+                examples = examples_from_log(envelopes_from_store(store), ring, FeatureJournal(journal).read(),
+                                             local_id=local_id)
+    except RoutingDataError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    except TrustError as exc:  # a record that does not verify: the log itself is the problem
+        _fail(str(exc), EXIT_PROBLEM)
+    count = write_jsonl(out, examples)
+    sufficed = sum(ex.local_sufficed for ex in examples)
+    click.echo(f"wrote {count} labelled examples to {out} ({sufficed} where the local model sufficed)")
