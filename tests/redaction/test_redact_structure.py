@@ -163,4 +163,6 @@ def test_fast_path_never_loads_spacy(vault, monkeypatch: pytest.MonkeyPatch) -> 
     found = r.detect(msg, entities=frozenset({"EMAIL_ADDRESS", "API_KEY"}))
     assert {f.entity_type for f in found} == {"EMAIL_ADDRESS", "API_KEY"}
     with pytest.raises(AssertionError, match="NER was loaded"):
-        r.detect(msg, entities=frozenset({"PERSON"}))
+        r.detect(Message.from_text("Ask Ada Lovelace", conversation_id="c"), entities=frozenset({"PERSON"}))
+    # No capitalized word that could start a name: the model is not needed at all.
+    assert r.detect(Message.from_text("ok, thanks! see you", conversation_id="c")) == []

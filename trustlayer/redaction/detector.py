@@ -124,7 +124,7 @@ class PiiDetector:
             cards = [s for s in spans if s.entity_type == "CREDIT_CARD"]
             if cards:
                 spans.extend(cvv_near_cards(doc, cards))
-        if self.ner and wanted & NER_ENTITY_TYPES:
+        if self.ner and wanted & NER_ENTITY_TYPES and _may_name(doc):
             from trustlayer.redaction.nlp import ner_engine
 
             for label, start, end, score in ner_engine().entities(doc):
@@ -164,6 +164,19 @@ _PASSWORD_KEY = re.compile(r"(?:\w*[_.-])?(?:password|passwd|passwort|kennwort|p
                            re.IGNORECASE)
 _SECRET_KEY = re.compile(r"(?:\w*[_.-])?(?:secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|"
                          r"client[_-]?secret|credentials?|auth)(?:[_.-]\w*)?", re.IGNORECASE)
+
+
+_CAPITALIZED = re.compile(r"(?<![\w'’])[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ][\w'’-]*")
+
+
+def _may_name(doc: str) -> bool:
+    """Whether NER could find anything we keep: a capitalized word that is not a common word.
+
+    NER names without a capitalized word are dropped anyway (``_trim_name``), so a text
+    without one skips the model; lower-case names are the context rules' job.
+    """
+    return any(m.group().lower().replace("'", "").replace("’", "") not in STOPWORDS
+               for m in _CAPITALIZED.finditer(doc))
 
 
 def _credential_fields(segments: Sequence[_Segment], wanted: frozenset[str]) -> list[Span]:
