@@ -63,11 +63,15 @@ class PrivacyReport(BaseModel):
     ``secure_rng`` is false because Opacus' ``secure_mode`` needs ``torchcsprng``, which has no
     build for this torch; ``seeded`` is true when ``unsafe_seed`` made the noise and the Poisson
     sampling reproducible, which voids the guarantee against anyone who knows the seed.
+    ``unit`` is what one neighbouring dataset differs by: one labelled request (add/remove
+    adjacency under Poisson sampling). A person behind k requests is protected at roughly
+    k·ε (group privacy), not ε.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     mechanism: Literal["dp-sgd"] = "dp-sgd"
+    unit: Literal["request"] = "request"
     library: str
     accountant: Literal["rdp"]
     epsilon: Real

@@ -234,6 +234,7 @@ def _card_table(card: ModelCard, status: str) -> Table:
     rows = [
         ("guarantee", f"(ε = {p.epsilon:.4f}, δ = {p.delta:.3g})-DP, {p.mechanism}, {p.accountant} accountant"),
         ("target ε", f"{p.target_epsilon:g}"),
+        ("protects", f"each {p.unit} (a person with k requests: about k·ε)"),
         ("examples (N)", str(p.n_examples)),
         ("clipping norm", f"{p.max_grad_norm:g}"),
         ("noise multiplier", f"{p.noise_multiplier:.4f}"),

@@ -56,7 +56,7 @@ def training_statement(router: PrivateRouter, *, key_id: str, sequence: int, non
             "trainer_key_id": card.trainer_key_id,
             "created": card.created,
             "architecture": card.architecture,
-            "privacy": {k: privacy[k] for k in ("mechanism", "accountant", "epsilon", "delta", "target_epsilon",
+            "privacy": {k: privacy[k] for k in ("mechanism", "unit", "accountant", "epsilon", "delta", "target_epsilon",
                                                 "noise_multiplier", "max_grad_norm", "sample_rate", "steps",
                                                 "epochs", "n_examples", "secure_rng", "seeded")},
             "key_id": key_id,
