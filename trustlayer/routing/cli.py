@@ -92,7 +92,7 @@ def router() -> None:
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Directory for weights and card.")
 @click.option("--key", type=click.Path(dir_okay=False), default=None, help="Ed25519 private key that signs the card.")
 @click.option("--passphrase-env", default=None, help="Environment variable holding the key's passphrase.")
-@_config_option
+@click.option("--config", type=click.Path(dir_okay=False), help="trustlayer.yaml: sign with its identity key instead.")
 @click.option("--epochs", type=int, default=20, show_default=True)
 @click.option("--batch-size", type=int, default=64, show_default=True, help="Expected (Poisson) batch size.")
 @click.option("--learning-rate", type=float, default=2.0, show_default=True)
