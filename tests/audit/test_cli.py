@@ -172,6 +172,14 @@ def test_export_jsonl(conversation_log: Path, tmp_path: Path) -> None:
     assert [c["size"] for c in lines if c["type"] == "checkpoint"] == [2, 4, 5]
     stdout = _run("export", str(conversation_log))
     assert stdout.output.count('"type": "entry"') == 5
+    import sqlite3
+
+    conn = sqlite3.connect(conversation_log)
+    conn.execute("UPDATE entries SET envelope = ? WHERE idx = 1", (b"\xff\xfe not ascii",))
+    conn.commit()
+    conn.close()
+    damaged = _run("export", str(conversation_log))
+    assert damaged.exit_code == 0 and '"envelope_base64": "//4gbm90IGFzY2lp"' in damaged.output
 
 
 def test_graph(conversation_log: Path, trust: list[str]) -> None:

@@ -303,10 +303,18 @@ def export_cmd(db: str, out: Path | None) -> None:
     with _open(db) as store, (out.open("w", encoding="utf-8") if out else _stdout()) as fh:
         for e in store.entries():
             fh.write(json.dumps({"type": "entry", "index": e.index, "leaf_hash": e.leaf_hash.hex(),
-                                 "recorded_at": e.recorded_at, "envelope": e.envelope.decode("ascii")}) + "\n")
+                                 "recorded_at": e.recorded_at, **_bytes_field(e.envelope)}) + "\n")
         for c in store.checkpoints():
             fh.write(json.dumps({"type": "checkpoint", "id": c.id, "size": c.size, "root": c.root.hex(),
-                                 "envelope": c.envelope.decode("ascii")}) + "\n")
+                                 **_bytes_field(c.envelope)}) + "\n")
+
+
+def _bytes_field(envelope: bytes) -> dict[str, str]:
+    """The exact envelope bytes: as text when ASCII (always, unless tampered), else as base64."""
+    try:
+        return {"envelope": envelope.decode("ascii")}
+    except UnicodeDecodeError:
+        return {"envelope_base64": base64.b64encode(envelope).decode("ascii")}
 
 
 @contextmanager
