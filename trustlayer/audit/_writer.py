@@ -36,9 +36,13 @@ class Waiter:
 
     def _resolve(self, index: int, error: BaseException | None) -> None:
         self.index, self.error = index, error
-        if self._callback is not None:
-            self._callback(self)
-        self._lock.release()
+        try:
+            if self._callback is not None:
+                self._callback(self)
+        except RuntimeError:
+            pass  # the caller's event loop is gone: nobody is waiting any more
+        finally:
+            self._lock.release()
 
     def wait(self) -> int:
         """The entry's index once committed; raises the batch's ``AuditError`` if it failed."""
