@@ -85,7 +85,8 @@ def resolve_trust(store: AuditStore, *, config: Path | None = None, trust_files:
             key = VerifyKey.from_raw(stored.public_key)
         except SignatureError:
             continue  # a damaged key row only means fewer trusted keys: verification then fails closed
-        _add(records, key, None)
-        _add(log, key, None)
+        _add(records, key, stored.owner)
+        if stored.role == "log":  # only keys a writer registered as its log key sign checkpoints
+            _add(log, key, None)
     return Trust(records, log, "keys stored in the log (trust on first use)", tofu=True)
 
