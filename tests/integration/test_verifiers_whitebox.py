@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -15,8 +16,10 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def scorer() -> WhiteBoxScorer:
-    return WhiteBoxScorer(n_ctx=256)
+def scorer() -> Iterator[WhiteBoxScorer]:
+    s = WhiteBoxScorer(n_ctx=256)
+    yield s
+    s.close()
 
 
 @pytest.mark.parametrize(("question", "right", "wrong"), [
@@ -50,6 +53,7 @@ def test_scores_match_the_logits_of_a_fresh_full_evaluation(scorer: WhiteBoxScor
     shifted = rows - rows.max(axis=1, keepdims=True)
     logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     expected = logp[np.arange(len(reply)), reply]
+    llm.close()
     assert cached.tokens == len(reply)
     assert cached.mean_logprob == pytest.approx(float(expected.mean()), abs=1e-3)
     assert cached.min_logprob == pytest.approx(float(expected.min()), abs=1e-3)
@@ -71,11 +75,13 @@ def test_long_input_is_cut_to_the_context(scorer: WhiteBoxScorer) -> None:
 
 
 def test_embedding_cosine_puts_paraphrases_closer_than_unrelated_text() -> None:
-    m = EmbeddingMeasure(n_ctx=128).matrix([
+    measure = EmbeddingMeasure(n_ctx=128)
+    m = measure.matrix([
         "The capital of France is Paris.",
         "Paris is France's capital city.",
         "Photosynthesis converts light into chemical energy in plants.",
     ])
+    measure.close()
     assert m[0][1] > m[0][2] and m[0][1] > m[1][2]
     assert all(0.0 <= m[i][j] <= 1.0 for i in range(3) for j in range(3))
 

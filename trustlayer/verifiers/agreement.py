@@ -237,6 +237,13 @@ class EmbeddingMeasure:
                                    embedding=True)
         return self._llm
 
+    def close(self) -> None:
+        """Free the model (it loads again on next use)."""
+        with self._lock:
+            llm, self._llm = self._llm, None
+        if llm is not None:
+            llm.close()
+
     def embed(self, text: str) -> list[float]:
         """The mean-pooled, L2-normalized embedding of ``text`` (truncated to the context)."""
         with self._lock:

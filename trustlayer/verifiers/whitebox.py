@@ -148,6 +148,13 @@ class WhiteBoxScorer:
                                                   bos_token=text(llm.token_bos()))
         self._llm = llm  # published last: a half-initialized scorer is never used
 
+    def close(self) -> None:
+        """Free the model (it loads again on next use)."""
+        with self._lock, self._load_lock:
+            llm, self._llm, self._formatter = self._llm, None, None
+        if llm is not None:
+            llm.close()
+
     def prompt_tokens(self, prompt: str | Message) -> list[int]:
         """The tokens of ``prompt`` rendered in the model's chat template, up to the assistant's turn."""
         llm = self._model()
