@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import time
 import weakref
@@ -45,8 +46,6 @@ def resolve_api_key(endpoint: Endpoint) -> str | None:
 
     Raises ``ConfigError`` when the variable is named but not set (never guessing a key).
     """
-    import os
-
     if endpoint.api_key_env is None:
         return None
     key = os.environ.get(endpoint.api_key_env)
