@@ -79,3 +79,24 @@ def test_date_time_only_when_asked(redactor: Redactor) -> None:
     assert ("DATE_TIME", "March 3rd") in {
         (f.entity_type, text[f.start:f.end])
         for f in redactor.detect(Message.from_text(text, conversation_id="c"), entities=frozenset({"DATE_TIME"}))}
+
+
+def test_threads_share_one_engine_and_agree(redactor: Redactor) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [f"Hi, I'm Priya Raman. Ticket {i}: mail priya{i}@example.org" for i in range(12)]
+
+    def run(text: str) -> list[tuple[str, int, int]]:
+        return [(f.entity_type, f.start, f.end) for f in redactor.detect(Message.from_text(text, conversation_id="t"))]
+
+    sequential = [run(t) for t in texts]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert list(pool.map(run, texts)) == sequential
+
+
+@pytest.mark.slow
+def test_one_megabyte_message_with_ner(redactor: Redactor) -> None:
+    block = "Please ask Priya Raman to mail ada@example.org about the report.\n"
+    text = (block * (1_000_000 // len(block) + 1))[:1_000_000]
+    out, findings = redactor.redact(Message.from_text(text, conversation_id="big"))
+    assert out.text is not None and "ada@example.org" not in out.text and "Priya Raman" not in out.text

@@ -166,3 +166,24 @@ def test_fast_path_never_loads_spacy(vault, monkeypatch: pytest.MonkeyPatch) -> 
         r.detect(Message.from_text("Ask Ada Lovelace", conversation_id="c"), entities=frozenset({"PERSON"}))
     # No capitalized word that could start a name: the model is not needed at all.
     assert r.detect(Message.from_text("ok, thanks! see you", conversation_id="c")) == []
+
+
+def test_from_config_uses_vault_and_detection_settings(tmp_path) -> None:
+    from trustlayer.config import load_config
+
+    (tmp_path / "trustlayer.yaml").write_text(
+        "version: 1\n"
+        "identity: {id: phone, key: keys/phone.key}\n"
+        "endpoints:\n  - {id: phone, kind: device, jurisdiction: DE}\n"
+        "vault: {path: data/vault.db, key_file: data/vault.key, ttl_seconds: 60}\n"
+        "redaction: {score_threshold: 0.9, ner: false}\n")
+    cfg = load_config(tmp_path / "trustlayer.yaml")
+    r = Redactor.from_config(cfg)
+    assert not r.ner and r.vault.ttl_seconds == 60
+    assert (tmp_path / "data" / "vault.key").exists() and (tmp_path / "data" / "vault.db").exists()
+    msg = Message.from_text("mail ada@example.org or 030 12345678", conversation_id="c")
+    # threshold 0.9: the public-suffix e-mail (1.0) stays, the context-free phone (0.75) is dropped
+    assert [f.entity_type for f in r.detect(msg)] == ["EMAIL_ADDRESS"]
+    # the same key file again: placeholders stay stable across restarts
+    again = Redactor.from_config(cfg)
+    assert again.vault.pseudonym("c", "PERSON", "Ada") == r.vault.pseudonym("c", "PERSON", "Ada")

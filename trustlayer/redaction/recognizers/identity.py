@@ -37,7 +37,8 @@ _BIRTH = (r"born|birth|d\.?o\.?b\.?|b-?day|geboren|geburts|geb\.|n[ée]e?\b|nais
           r"nat[oa]\b|nascita|geboorte")
 
 # Not the tail of an international phone number ("+39 092216146").
-_NOT_AFTER_CC = r"\b(?=\d)" + "".join(rf"(?<!\+{d}{sep})" for d in (r"\d", r"\d\d", r"\d\d\d") for sep in ("", " ", "-"))
+_NOT_AFTER_CC = r"\b(?=\d)" + "".join(
+    rf"(?<!\+{d}{sep})" for d in (r"\d", r"\d\d", r"\d\d\d") for sep in ("", " ", "-"))
 
 _NHS_CONTEXT = ("nhs", "health service", "patient")
 

@@ -80,7 +80,8 @@ _CAP_NAME_CS = r"(?P<v>(?-i:" + _CAP + r"(?:[ \t]+" + _PARTICLE + _CAP + r"){0,3
 
 RULES: tuple[Rule, ...] = (
     Rule("PERSON", re.compile(
-        r"\b(?:my name is|my name's|my names|my name[,:]|call me|i am called|i'm called|named|signed(?: by)?|sign(?:ed)? it|"
+        r"\b(?:my name is|my name's|my names|my name[,:]|call me|i am called|i'm called|named|signed(?: by)?|"
+        r"sign(?:ed)? it|"
         r"mein name ist|ich hei(?:ß|ss)e|"
         r"je m'appelle|mon nom est|me llamo|mi nombre es|mi chiamo|il mio nome è|mijn naam is|ik heet)"
         r"\s+" + _ANY_NAME, _I),
@@ -150,6 +151,7 @@ RULES: tuple[Rule, ...] = (
         r"woon)[ \t]+(?:in|to|at|near|en|a|in der|op)[ \t]+(?P<v>(?-i:" + _CAP +
         r"(?:[ -](?:(?:sur|sous|le|la|les|de|du|am|an|upon|on|en|im|di|del)[ -])*" + _CAP + r"){0,2}))",
         _I), group="v", score=0.75, refine=name_length,
-        hint=("liv", "based", "moved", "relocated", "born", "resid", "wohne", "lebe", "habite", "vivo", "abito", "woon"),
+        hint=("liv", "based", "moved", "relocated", "born", "resid", "wohne", "lebe", "habite", "vivo", "abito",
+              "woon"),
         name="trustlayer:place_personal"),
 )
