@@ -35,9 +35,29 @@ def test_a_record_naming_another_key_is_rejected(signer: RecordSigner) -> None:
         read_record(env, ring)
 
 
-def test_a_signed_payload_that_is_not_a_hop_record_is_rejected(signer: RecordSigner) -> None:
+def test_a_signed_payload_that_is_not_an_in_toto_statement_is_rejected(signer: RecordSigner) -> None:
     env = sign_envelope(b'{"predicateType": "https://example.com/other"}', _json.STATEMENT_MEDIA_TYPE, signer.key)
-    with pytest.raises(SignatureError, match="not a hop record"):
+    with pytest.raises(SignatureError, match="not an in-toto statement"):
         record_identity(env, keyring(signer))
     with pytest.raises(SignatureError, match="unexpected payload type"):
         record_identity(sign_envelope(b"{}", "text/plain", signer.key), keyring(signer))
+
+
+def _other_statement(signer: RecordSigner, **predicate: object) -> bytes:
+    statement = {"_type": _json.STATEMENT_TYPE, "subject": [{"name": "weights", "digest": {"sha256": "ab" * 32}}],
+                 "predicateType": "https://trustlayer.dev/router-training/v1", "predicate": predicate}
+    return sign_envelope(_json.dumps(statement), _json.STATEMENT_MEDIA_TYPE, signer.key)
+
+
+def test_other_trustlayer_statements_are_read_by_their_identity(signer: RecordSigner) -> None:
+    ring = keyring(signer)
+    env = _other_statement(signer, event="router-training", conversation_id="router-training-ab12",
+                           key_id=signer.key.key_id, sequence=7, nonce="00" * 16, time=1_767_225_600_000)
+    assert record_identity(env, ring) == (signer.key.key_id, 7)
+    view = read_record(env, ring)
+    assert (view.direction, view.conversation_id, view.sender, view.sequence, view.time) == (
+        "router-training", "router-training-ab12", "phone", 7, 1_767_225_600_000)
+    assert view.predicate_type == "https://trustlayer.dev/router-training/v1"
+    missing = _other_statement(signer, event="router-training", key_id=signer.key.key_id)
+    with pytest.raises(SignatureError, match="predicate has a key_id and a sequence"):
+        record_identity(missing, ring)
