@@ -100,3 +100,12 @@ def test_one_megabyte_message_with_ner(redactor: Redactor) -> None:
     text = (block * (1_000_000 // len(block) + 1))[:1_000_000]
     out, findings = redactor.redact(Message.from_text(text, conversation_id="big"))
     assert out.text is not None and "ada@example.org" not in out.text and "Priya Raman" not in out.text
+
+
+def test_presidio_analyzer_engine_runs_trustlayer_recognizers() -> None:
+    from trustlayer.redaction.nlp import analyzer_engine
+
+    text = "Mail Angela Merkel at angela@example.org, key AKIAIOSFODNN7EXAMPLE, IBAN DE89 3704 0044 0532 0130 00"
+    found = {(r.entity_type, text[r.start:r.end]) for r in analyzer_engine().analyze(text, language="en")}
+    assert {("PERSON", "Angela Merkel"), ("EMAIL_ADDRESS", "angela@example.org"),
+            ("API_KEY", "AKIAIOSFODNN7EXAMPLE"), ("IBAN_CODE", "DE89 3704 0044 0532 0130 00")} <= found

