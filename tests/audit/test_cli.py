@@ -197,7 +197,15 @@ def test_graph(conversation_log: Path, trust: list[str]) -> None:
 
 def test_reputation(conversation_log: Path) -> None:
     result = _run("reputation", str(conversation_log))
-    assert result.exit_code == 0 and "cloud" in result.output and "100.0%" in result.output
+    assert result.exit_code == 0 and "cloud" in result.output and "0.0%" in result.output
+    assert "FLAGGED" not in result.output
+    with SQLiteStore(conversation_log, log_key=SigningKey.generate()) as store:
+        for outcome in ("dissent", "dissent", "agree", "agree", "dissent"):
+            store.record_agreement("flaky", outcome)  # type: ignore[arg-type]
+    result = _run("reputation", str(conversation_log), "--dissent-threshold", "0.5")
+    assert result.exit_code == 0 and "FLAGGED" in result.output
+    assert "flagged (dissent rate >= 0.50 over >= 5 votes): flaky" in result.output
+    assert "FLAGGED" not in _run("reputation", str(conversation_log), "--dissent-threshold", "0.7").output
 
 
 def test_store_from_config_records_what_verify_with_the_same_config_accepts(tmp_path: Path) -> None:

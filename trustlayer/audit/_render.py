@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from rich.markup import escape
 from rich.table import Table
@@ -73,16 +73,17 @@ def provenance_tree(conversation: str, records: Sequence[tuple[int, RecordView]]
     return root
 
 
-def reputation_table(rows: Sequence[Reputation]) -> Table:
-    """Per-endpoint agreement history."""
+def reputation_table(rows: Sequence[Reputation], flagged: Collection[str] = ()) -> Table:
+    """Per-endpoint agreement history; ``flagged`` endpoints are marked."""
     table = Table(title="endpoint reputation")
-    for name in ("endpoint", "agreements", "dissents", "abstentions", "agreement rate", "updated"):
-        table.add_column(name, justify="left" if name == "endpoint" else "right")
+    for name in ("endpoint", "agreements", "dissents", "abstentions", "dissent rate", "updated", "flag"):
+        table.add_column(name, justify="left" if name in ("endpoint", "flag") else "right")
     for r in rows:
         decided = r.agreements + r.dissents
-        rate = f"{100 * r.agreements / decided:.1f}%" if decided else "-"
+        rate = f"{100 * r.dissents / decided:.1f}%" if decided else "-"
+        flag = "[red]FLAGGED[/red]" if r.endpoint in flagged else ""
         table.add_row(escape(r.endpoint), str(r.agreements), str(r.dissents), str(r.abstentions), rate,
-                      _when(r.updated_at * 1000))
+                      _when(r.updated_at * 1000), flag)
     return table
 
 

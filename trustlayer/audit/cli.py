@@ -359,12 +359,31 @@ def graph_cmd(db: str, conversation: str, config: Path | None, trust: tuple[Path
 
 @audit.command("reputation")
 @_db
+@click.option("--dissent-threshold", type=click.FloatRange(0.0, 1.0),
+              help="Flag endpoints whose dissent rate reaches this (default: verify.dissent_threshold of --config, "
+                   "else 0.3).")
+@click.option("--min-votes", type=click.IntRange(1), default=5, show_default=True,
+              help="Flag only endpoints with at least this many counted answers.")
+@_config
 @_errors
-def reputation_cmd(db: str) -> None:
-    """Per-endpoint agreement history recorded by the verifiers."""
+def reputation_cmd(db: str, dissent_threshold: float | None, min_votes: int, config: Path | None) -> None:
+    """Per-endpoint agreement history recorded by the verifiers; flags frequent dissenters."""
+    from trustlayer.verifiers.reputation import Reputation
+
+    if dissent_threshold is None:
+        if config is not None:
+            from trustlayer.config import load_config
+
+            dissent_threshold = load_config(config).verify.dissent_threshold
+        else:
+            dissent_threshold = 0.3
     with _open(db) as store:
         rows = store.reputation()
+        flagged = set(Reputation(store).flagged(dissent_threshold, min_votes=min_votes))
     if not rows:
         _out.print("no agreement history recorded yet")
         return
-    _out.print(_render.reputation_table(rows))
+    _out.print(_render.reputation_table(rows, flagged))
+    if flagged:
+        _out.print(f"flagged (dissent rate >= {dissent_threshold:.2f} over >= {min_votes} votes): "
+                   + ", ".join(sorted(flagged)), markup=False)
