@@ -26,6 +26,7 @@ from typing import Any, NoReturn
 import click
 from pydantic import ValidationError
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 from trustlayer.errors import ConfigError, RedactionError, TrustError
@@ -196,28 +197,39 @@ def _run_text(redactor: Redactor, decider: _Policy, data: str, conversation_id: 
 
 def _run_jsonl(redactor: Redactor, decider: _Policy, data: str, conversation_id: str) -> bool:
     refused_any = False
-    for lineno, line in _lines(data):
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            _fail(f"stdin line {lineno}: not valid JSON (column {exc.colno}: {exc.msg})")
-        if not isinstance(obj, dict):
-            _fail(f"stdin line {lineno}: expected a JSON object, found {type(obj).__name__}")
-        message = _message(obj, lineno, conversation_id)
-        try:
-            findings = redactor.detect(message)
-            operators, refused = decider.operators(findings)
-            out = redactor.transform(message, findings, operators)
-        except RedactionError as exc:
-            _fail(f"stdin line {lineno}: {exc}")
-        result = dict(obj)
-        if "text" in obj:
-            result["text"] = out.text
-        else:
-            result["messages"] = out.to_openai()
-        result["findings"] = [_finding_json(f) for f in findings]
-        if refused is not None:
-            result["refused"] = refused
-            refused_any = True
-        click.echo(json.dumps(result, ensure_ascii=False))
+    lines = list(_lines(data))
+    progress = Progress(SpinnerColumn(), TextColumn("redacting"), BarColumn(), MofNCompleteColumn(),
+                        console=Console(stderr=True), transient=True, disable=not sys.stderr.isatty())
+    with progress:
+        task = progress.add_task("redact", total=len(lines))
+        for lineno, line in lines:
+            refused_any = _jsonl_line(redactor, decider, lineno, line, conversation_id) or refused_any
+            progress.advance(task)
     return refused_any
+
+
+def _jsonl_line(redactor: Redactor, decider: _Policy, lineno: int, line: str, conversation_id: str) -> bool:
+    """Redact one JSONL line and write it out; True when policy refuses the destination."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        _fail(f"stdin line {lineno}: not valid JSON (column {exc.colno}: {exc.msg})")
+    if not isinstance(obj, dict):
+        _fail(f"stdin line {lineno}: expected a JSON object, found {type(obj).__name__}")
+    message = _message(obj, lineno, conversation_id)
+    try:
+        findings = redactor.detect(message)
+        operators, refused = decider.operators(findings)
+        out = redactor.transform(message, findings, operators)
+    except RedactionError as exc:
+        _fail(f"stdin line {lineno}: {exc}")
+    result = dict(obj)
+    if "text" in obj:
+        result["text"] = out.text
+    else:
+        result["messages"] = out.to_openai()
+    result["findings"] = [_finding_json(f) for f in findings]
+    if refused is not None:
+        result["refused"] = refused
+    click.echo(json.dumps(result, ensure_ascii=False))
+    return refused is not None

@@ -74,6 +74,10 @@ def apply_operators(vault: Vault, message: Message, findings: Sequence[Finding],
         text = fields[path]
         edits = [(s.start, s.end, _replacement(vault, s.entity_type, ops[s.entity_type], text[s.start:s.end],
                                                pseudonyms)) for s in spans]
+        if path.endswith(".name"):
+            # OpenAI's participant name allows no whitespace and none of < | \ / >; the
+            # bracket-free form of a placeholder is still recognised by restore.
+            edits = [(a, b, r.strip("<>").replace(" ", "_")) for a, b, r in edits]
         if path.endswith(".function.arguments") and text.strip():
             jsonargs.parse_checked(text, path)
             updates[path] = jsonargs.rewrite(text, jsonargs.tokens(text), edits, path)
