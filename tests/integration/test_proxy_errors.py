@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -9,10 +10,11 @@ from typing import Any
 import httpx
 import pytest
 from integration.proxy_upstream import CLIENT_KEY, Upstream, create_upstream, proxy_for
-from stagekit import BlockAll, ListRecorder, make_gate
+from stagekit import BlockAll, FixedVerifier, ListRecorder, SimplePolicy, make_gate
 
 from trustlayer.intercept.proxy import MAX_BODY_BYTES
 from trustlayer.intercept.proxy_cli import BackgroundServer
+from trustlayer.types import VerifyRequirement
 
 SECRET = "sk-AbCdEf123456"
 AUTH = {"Authorization": f"Bearer {CLIENT_KEY}"}
@@ -162,3 +164,33 @@ def test_logs_never_carry_content(proxy: str, upstream: Upstream, caplog: pytest
     httpx.post(proxy + "/v1/chat/completions", json=HELLO, headers={"Authorization": f"Bearer {SECRET}"})
     assert "request refused" in caplog.text
     assert SECRET not in caplog.text and CLIENT_KEY not in caplog.text
+
+
+class _VerifyPolicy(SimplePolicy):
+    def decide(self, findings: Any, route: Any, **kw: Any) -> Any:
+        return super().decide(findings, route, **kw).model_copy(update={"verify": VerifyRequirement(quorum=2, of=3)})
+
+
+@pytest.mark.parametrize("agree", [True, False])
+def test_answers_policy_wants_verified_are_held_until_verified(upstream_server: tuple[Upstream, str],
+                                                               upstream: Upstream, agree: bool) -> None:
+    upstream.chunks = lambda text: list(text)
+    gate = make_gate(decider=_VerifyPolicy(), verifier=FixedVerifier(agree))
+    with proxy_for(gate, upstream_server[1]) as server:
+        whole = httpx.post(server.url + "/v1/chat/completions", json=HELLO, headers=AUTH, timeout=20)
+        streamed = httpx.post(server.url + "/v1/chat/completions", json={**HELLO, "stream": True}, headers=AUTH,
+                              timeout=20)
+    assert SECRET not in str(upstream.received[0].everything())
+    if agree:
+        assert whole.status_code == 200
+        assert whole.json()["choices"][0]["message"]["content"] == f"You said: {HELLO['messages'][0]['content']}"
+        texts = [json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+                 for line in streamed.text.splitlines() if line.startswith("data: {")]
+        assert "".join(texts) == f"You said: {HELLO['messages'][0]['content']}"
+        assert streamed.text.rstrip().endswith("data: [DONE]")
+    else:
+        assert whole.status_code == 502 and error_of(whole)["code"] == "verification_failed"
+        assert "quorum 2 of 3 not met" in error_of(whole)["message"]
+        # Nothing of the unverified answer was streamed before the verdict: only the error event.
+        assert streamed.status_code == 200
+        assert "You said" not in streamed.text and '"verification_failed"' in streamed.text
