@@ -164,7 +164,7 @@ def test_fast_path_never_loads_spacy(vault, monkeypatch: pytest.MonkeyPatch) -> 
     msg = Message.from_text("mail ada@example.org, key AKIAIOSFODNN7EXAMPLE", conversation_id="c")
     found = r.detect(msg, entities=frozenset({"EMAIL_ADDRESS", "API_KEY"}))
     assert {f.entity_type for f in found} == {"EMAIL_ADDRESS", "API_KEY"}
-    with pytest.raises(AssertionError, match="NER was loaded"):
+    with pytest.raises(RedactionError, match="detection failed: AssertionError"):
         r.detect(Message.from_text("Ask Ada Lovelace", conversation_id="c"), entities=frozenset({"PERSON"}))
     # No capitalized word that could start a name: the model is not needed at all.
     assert r.detect(Message.from_text("ok, thanks! see you", conversation_id="c")) == []
@@ -189,3 +189,22 @@ def test_from_config_uses_vault_and_detection_settings(tmp_path) -> None:
     # the same key file again: placeholders stay stable across restarts
     again = Redactor.from_config(cfg)
     assert again.vault.pseudonym("c", "PERSON", "Ada") == r.vault.pseudonym("c", "PERSON", "Ada")
+
+
+def test_unexpected_failures_become_redaction_errors_without_content(fast: Redactor,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from trustlayer.redaction import detector
+
+    def broken(text: str, spans: object) -> list[object]:
+        raise ValueError(f"cannot handle {text}")  # a third-party style message quoting the input
+
+    monkeypatch.setattr(detector, "suppress", broken)
+    with pytest.raises(RedactionError, match=r"^detection failed: ValueError$") as info:
+        fast.detect(Message.from_text("call +1 415-555-2671", conversation_id="c"))
+    assert "415" not in str(info.value)
+
+
+def test_many_distinct_values_in_one_big_message(fast: Redactor) -> None:
+    text = "\n".join(f"10.{i // 250}.{i % 250}.1 user{i}@example.org" for i in range(5000))
+    out, findings = fast.redact(Message.from_text(text, conversation_id="log"))
+    assert len(findings) == 10_000 and out.text is not None and "@example.org" not in out.text

@@ -238,22 +238,29 @@ def _widen_name(doc: str, span: Span) -> Span:
 
 
 def _repeats(doc: str, spans: Sequence[Span]) -> list[Span]:
-    """Other mentions of values already found (a name's parts, the same e-mail in another turn)."""
-    needles: dict[str, Span] = {}
+    """Other mentions of values already found (a name's parts, the same e-mail in another turn).
+
+    One pass per kind over the document, whatever the number of values: name parts
+    match in any case ("Bob" ... "bob"), other values exactly.
+    """
+    exact: dict[str, Span] = {}
+    names: dict[str, Span] = {}
     for span in spans:
         value = doc[span.start:span.end]
         if len(value) >= 4:
-            needles.setdefault(value, span)
+            exact.setdefault(value, span)
         if span.entity_type == "PERSON":
             for word in re.findall(r"[^\W\d_][\w'’-]*", value):
                 if len(word) >= 3 and word.lower().replace("'", "").replace("’", "") not in STOPWORDS:
-                    needles.setdefault(word, span)
+                    names.setdefault(word.lower(), span)
     found: list[Span] = []
-    for needle, origin in needles.items():
-        # Name parts match in any case ("Bob" ... "bob"); other values match exactly.
-        flags = re.IGNORECASE if origin.entity_type == "PERSON" else 0
-        pattern = re.compile(r"(?<![\w@.-])" + re.escape(needle) + r"(?![\w@-])", flags)
+    for needles, flags in ((exact, 0), (names, re.IGNORECASE)):
+        if not needles:
+            continue
+        alternation = "|".join(re.escape(n) for n in sorted(needles, key=len, reverse=True))
+        pattern = re.compile(r"(?<![\w@.-])(?:" + alternation + r")(?![\w@-])", flags)
         for match in pattern.finditer(doc):
+            origin = needles[match.group().lower() if flags else match.group()]
             found.append(Span(origin.entity_type, match.start(), match.end(), min(origin.score, 0.8),
                               "trustlayer:repeat", origin.validated))
     return found

@@ -14,9 +14,11 @@ Protocols (``trustlayer.stages``)::
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from trustlayer.errors import RedactionError, TrustError
 from trustlayer.redaction.detector import PiiDetector
 from trustlayer.redaction.restore import StreamingRestorer, restore_arguments, restore_text
 from trustlayer.redaction.transform import apply_operators
@@ -27,6 +29,21 @@ if TYPE_CHECKING:
     from trustlayer.config import Config
 
 __all__ = ["Redactor"]
+
+
+@contextmanager
+def _stage(name: str) -> Iterator[None]:
+    """Translate any non-trustlayer error to ``RedactionError`` naming only its type (fail closed).
+
+    Third-party messages (spaCy, Presidio, SQLite) can quote the text they choked on, so
+    they are not copied; the original stays chained as ``__cause__`` for debugging.
+    """
+    try:
+        yield
+    except TrustError:
+        raise
+    except Exception as exc:
+        raise RedactionError(f"{name} failed: {type(exc).__name__}") from exc
 
 
 class Redactor:
@@ -59,26 +76,29 @@ class Redactor:
         Raises ``RedactionError`` for unknown entity types, invalid or too deeply nested
         tool-call JSON and messages above ``MAX_MESSAGE_CHARS``.
         """
-        return self._detector.detect(message, entities=entities)
+        with _stage("detection"):
+            return self._detector.detect(message, entities=entities)
 
     # -- Transformer -------------------------------------------------------------------
     def transform(self, message: Message, findings: Sequence[Finding],
                   operators: Mapping[str, Operator]) -> Message:
         """The message as it may leave: each finding whose type has an operator is replaced."""
-        return apply_operators(self.vault, message, findings, operators)
+        with _stage("transform"):
+            return apply_operators(self.vault, message, findings, operators)
 
     # -- Restorer ----------------------------------------------------------------------
     def restore(self, message: Message) -> Message:
         """The response with this conversation's placeholders replaced by their values."""
         updates: dict[str, str] = {}
-        for path, text in message.texts():
-            if path.endswith(".function.arguments"):
-                restored = restore_arguments(self.vault, message.conversation_id, text)
-            else:
-                restored = restore_text(self.vault, message.conversation_id, text)
-            if restored != text:
-                updates[path] = restored
-        return message.replace_texts(updates)
+        with _stage("restore"):
+            for path, text in message.texts():
+                if path.endswith(".function.arguments"):
+                    restored = restore_arguments(self.vault, message.conversation_id, text)
+                else:
+                    restored = restore_text(self.vault, message.conversation_id, text)
+                if restored != text:
+                    updates[path] = restored
+            return message.replace_texts(updates)
 
     def restore_text(self, text: str, conversation_id: str) -> str:
         """``text`` with ``conversation_id``'s placeholders replaced by their values."""
