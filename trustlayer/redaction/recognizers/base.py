@@ -6,7 +6,7 @@ into a Presidio ``EntityRecognizer`` (:class:`RuleRecognizer`) so they can be us
 inside Presidio's ``AnalyzerEngine`` as well as by trustlayer's own detector::
 
     >>> import re
-    >>> rule = Rule("JWT", re.compile(r"eyJ[\\w-]+\\.eyJ[\\w-]+\\.[\\w-]+"), score=0.9)
+    >>> rule = Rule("JWT", re.compile(r"eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+"), score=0.9)
     >>> [(s.entity_type, s.start) for s in rule.find("t=eyJhbGc.eyJzdWI.sig1")]
     [('JWT', 2)]
 """
