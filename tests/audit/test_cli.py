@@ -201,7 +201,7 @@ def test_reputation(conversation_log: Path) -> None:
     assert "FLAGGED" not in result.output
     with SQLiteStore(conversation_log, log_key=SigningKey.generate()) as store:
         for outcome in ("dissent", "dissent", "agree", "agree", "dissent"):
-            store.record_agreement("flaky", outcome)  # type: ignore[arg-type]
+            store.record_agreement("flaky", outcome)
     result = _run("reputation", str(conversation_log), "--dissent-threshold", "0.5")
     assert result.exit_code == 0 and "FLAGGED" in result.output
     assert "flagged (dissent rate >= 0.50 over >= 5 votes): flaky" in result.output

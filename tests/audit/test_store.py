@@ -170,7 +170,7 @@ def test_search_index_holds_only_verified_entries(db_path: Path, signer: RecordS
 def test_reputation_counts_outcomes(db_path: Path, log_key: SigningKey) -> None:
     with SQLiteStore(db_path, log_key=log_key) as store:
         for outcome in ("agree", "agree", "dissent", "abstain"):
-            store.record_agreement("cloud-a", outcome)  # type: ignore[arg-type]
+            store.record_agreement("cloud-a", outcome)
         store.record_agreement("cloud-b", "dissent")
         rows = store.reputation()
         assert [(r.endpoint, r.agreements, r.dissents, r.abstentions, r.total) for r in rows] == [

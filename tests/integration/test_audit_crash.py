@@ -91,6 +91,7 @@ def test_sigkill_during_appends_loses_no_acknowledged_entry(tmp_path: Path, cycl
         proc.start()
         assert ready.wait(30), f"cycle {cycle}: writer did not start"
         threading.Event().wait(rng.uniform(0.002, 0.04))
+        assert proc.pid is not None
         os.kill(proc.pid, signal.SIGKILL)
         proc.join()
         assert proc.exitcode == -signal.SIGKILL

@@ -13,7 +13,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from trustlayer.audit._review import ReviewMixin
 from trustlayer.audit._writer import GroupCommitter
@@ -294,7 +294,7 @@ class SQLLogStore(ReviewMixin, ABC):
             self._wconn.close()
             self._rconn.close()
 
-    def __enter__(self) -> SQLLogStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
