@@ -78,3 +78,28 @@ def test_bad_input_is_one_line_exit_2_without_raw_values(runner: CliRunner, args
 
     assert re.search(message, result.stderr), result.stderr
     assert "ada@example.org" not in result.stderr and "ada@example.org" not in result.stdout
+
+
+ASSETS = __import__("pathlib").Path(__file__).resolve().parents[1] / "assets" / "redaction"
+
+
+@pytest.mark.parametrize(("asset", "args", "message"), [
+    ("stdin_invalid_utf8.txt", [], r"stdin is not valid UTF-8: line 1, byte offset 13"),
+    ("jsonl_tool_args_invalid_json.jsonl", ["--jsonl"], r"stdin line 1: .*arguments: tool-call arguments are not "
+                                                        r"valid JSON \(line 1 column 27"),
+    ("jsonl_tool_args_nested_200.jsonl", ["--jsonl"], r"stdin line 1: .*nest 200 levels deep; at most 64"),
+    ("jsonl_not_an_object.jsonl", ["--jsonl"], r"stdin line 2: expected a JSON object, found list"),
+    ("jsonl_missing_text.jsonl", ["--jsonl"], r"stdin line 1: expected exactly one of the fields 'text' and"),
+])
+def test_bad_input_files(runner: CliRunner, asset: str, args: list[str], message: str) -> None:
+    import re
+
+    result = runner.invoke(cli, ["redact", "--no-ner", *args], input=(ASSETS / asset).read_bytes())
+    assert result.exit_code == 2 and re.search(message, result.stderr), result.stderr
+    assert "ada@example.org" not in result.output and "juergen@example.de" not in result.output
+
+
+def test_typed_placeholder_file_passes_through_and_email_is_redacted(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["redact", "--no-ner"], input=(ASSETS / "text_typed_placeholder.txt").read_bytes())
+    assert result.exit_code == 0
+    assert "<PERSON_1a2b3c>" in result.stdout and "ada@example.org" not in result.stdout
