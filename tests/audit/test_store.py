@@ -226,3 +226,17 @@ def test_opening_for_writing_checkpoints_an_uncovered_tail(db_path: Path, signer
     with SQLiteStore(db_path, log_key=log_key, checkpoint_every=100) as store:
         assert [c.size for c in store.checkpoints()] == [3]
     crashed.close()
+
+
+def test_a_failed_batch_fails_async_callers_too() -> None:
+    def flush(batch: object) -> int:
+        raise sqlite3.OperationalError("database is locked")
+
+    committer = GroupCommitter(flush)
+
+    async def main() -> list[BaseException | int]:
+        return list(await asyncio.gather(*(committer.submit_async(b"x") for _ in range(3)), return_exceptions=True))
+
+    results = asyncio.run(main())
+    committer.close()
+    assert all(isinstance(r, AuditError) and "database is locked" in str(r) for r in results)

@@ -6,7 +6,8 @@ one fsync) and wakes every waiter with its index, or with the error if the batch
 failed. A caller therefore returns only after its entry is durable, and a failed batch
 fails every caller in it (fail closed: the gate blocks those messages).
 
-The waiters are bare locks rather than ``concurrent.futures.Future``: at thousands of
+The waiters are bare locks (threads) or the caller's own asyncio future, settled once
+per batch and event loop, rather than ``concurrent.futures.Future``: at thousands of
 appends per second the per-record cost of the hand-off is what group commit adds.
 """
 
@@ -23,29 +24,28 @@ __all__ = ["GroupCommitter", "Waiter"]
 
 
 class Waiter:
-    """One pending append: ``wait()`` blocks until the writer resolved it."""
+    """One pending append: ``wait()`` blocks until the writer resolved it.
 
-    __slots__ = ("_callback", "_lock", "error", "index")
+    An async caller's waiter carries its event loop and future instead of a lock; the
+    writer settles all of one loop's futures with a single ``call_soon_threadsafe``.
+    """
 
-    def __init__(self, callback: Callable[[Waiter], None] | None = None) -> None:
+    __slots__ = ("_lock", "error", "future", "index", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None,
+                 future: asyncio.Future[int] | None = None) -> None:
         self.index = -1
         self.error: BaseException | None = None
-        self._callback = callback
-        self._lock = threading.Lock()
-        self._lock.acquire()  # released once, by the writer
-
-    def _resolve(self, index: int, error: BaseException | None) -> None:
-        self.index, self.error = index, error
-        try:
-            if self._callback is not None:
-                self._callback(self)
-        except RuntimeError:
-            pass  # the caller's event loop is gone: nobody is waiting any more
-        finally:
-            self._lock.release()
+        self.loop, self.future = loop, future
+        self._lock: threading.Lock | None = None
+        if loop is None:
+            self._lock = threading.Lock()
+            self._lock.acquire()  # released once, by the writer
 
     def wait(self) -> int:
         """The entry's index once committed; raises the batch's ``AuditError`` if it failed."""
+        if self._lock is None:
+            raise RuntimeError("an async waiter is awaited through its future")
         with self._lock:
             pass
         if self.error is not None:
@@ -71,9 +71,11 @@ class GroupCommitter:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def submit(self, envelope: bytes, callback: Callable[[Waiter], None] | None = None) -> Waiter:
+    def submit(self, envelope: bytes) -> Waiter:
         """Queue one envelope; the waiter resolves to its log index once committed."""
-        waiter = Waiter(callback)
+        return self._enqueue(envelope, Waiter())
+
+    def _enqueue(self, envelope: bytes, waiter: Waiter) -> Waiter:
         with self._state:
             if self._closed:
                 raise AuditError("the audit store is closed; nothing more can be recorded")
@@ -85,11 +87,7 @@ class GroupCommitter:
         """``submit`` and wait without blocking the event loop."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[int] = loop.create_future()
-
-        def resolve(w: Waiter) -> None:
-            loop.call_soon_threadsafe(_settle, done, w)
-
-        self.submit(envelope, resolve)
+        self._enqueue(envelope, Waiter(loop, done))
         return await done
 
     def _poke(self) -> None:
@@ -110,6 +108,8 @@ class GroupCommitter:
                     return
 
     def _commit(self, batch: list[tuple[bytes, Waiter]]) -> None:
+        error: BaseException | None = None
+        first = -1
         try:
             first = self._flush([envelope for envelope, _ in batch])
         except BaseException as exc:  # noqa: BLE001 - every waiter must learn of the failure
@@ -117,11 +117,18 @@ class GroupCommitter:
                 f"audit append failed ({type(exc).__name__}): {exc}")
             if error is not exc:
                 error.__cause__ = exc
-            for _, waiter in batch:
-                waiter._resolve(-1, error)
-            return
+        by_loop: dict[asyncio.AbstractEventLoop, list[Waiter]] = {}
         for offset, (_, waiter) in enumerate(batch):
-            waiter._resolve(first + offset, None)
+            waiter.index, waiter.error = (-1, error) if error is not None else (first + offset, None)
+            if waiter.loop is not None:
+                by_loop.setdefault(waiter.loop, []).append(waiter)
+            elif waiter._lock is not None:
+                waiter._lock.release()
+        for loop, waiters in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, waiters)
+            except RuntimeError:
+                pass  # that event loop is closed: nobody is waiting any more
 
     def close(self) -> None:
         """Commit what is queued, then stop the thread."""
@@ -131,10 +138,11 @@ class GroupCommitter:
         self._thread.join()
 
 
-def _settle(done: asyncio.Future[int], waiter: Waiter) -> None:
-    if done.cancelled():
-        return
-    if waiter.error is not None:
-        done.set_exception(waiter.error)
-    else:
-        done.set_result(waiter.index)
+def _settle(waiters: list[Waiter]) -> None:
+    for w in waiters:
+        if w.future is None or w.future.done():
+            continue
+        if w.error is not None:
+            w.future.set_exception(w.error)
+        else:
+            w.future.set_result(w.index)
