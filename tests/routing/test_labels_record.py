@@ -125,9 +125,6 @@ def test_training_record_is_signed_in_the_devices_sequence(trained: PrivateRoute
 
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "trustlayer.audit verify reads every entry as a hop record (provenance Record.from_envelope) and reports a "
-    "router-training/v1 statement as forged; needs audit to accept this predicate type (reported on issue 8)"))
 def test_training_record_appended_to_the_audit_log_verifies(trained: PrivateRouter, signer: RecordSigner,
                                                             ring: Keyring, device_key: SigningKey,
                                                             tmp_path: Path) -> None:
