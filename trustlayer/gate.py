@@ -248,11 +248,8 @@ class Gate:
             counts: dict[str, int] = {}
             for f in findings:
                 counts[f.entity_type] = counts.get(f.entity_type, 0) + 1
-            # Built from values the gate already holds and checked: skip re-validation on the hot path.
-            hop = Hop.model_construct(direction="outbound", route=route, conversation_id=cid,
-                                      content=leaving.canonical_bytes(), decision=decision, entity_counts=counts,
-                                      verdict=None, parents=parents, stage=None, reason=None,
-                                      model=route.recipient.model)
+            hop = Hop(direction="outbound", route=route, conversation_id=cid, content=leaving.canonical_bytes(),
+                      decision=decision, entity_counts=counts, parents=parents, model=route.recipient.model)
             signed = yield _Call("sign", self._signer, "sign", (hop,), {}, Signed)
             index = yield _Call("record", self._recorder, "record", (signed.envelope,), {}, int)
             self._observe(hop, signed)
@@ -295,10 +292,9 @@ class Gate:
             if self._restorer is not None:
                 restored = yield _Call("restore", self._restorer, "restore", (response,), {}, Message)
             verdict = yield from self._verify(request, restored, route, requirement)
-            hop = Hop.model_construct(direction="inbound", route=route, conversation_id=response.conversation_id,
-                                      content=response.canonical_bytes(), verdict=verdict, parents=parents,
-                                      decision=request.decision if request is not None else None,
-                                      entity_counts={}, stage=None, reason=None, model=route.recipient.model)
+            hop = Hop(direction="inbound", route=route, conversation_id=response.conversation_id,
+                      content=response.canonical_bytes(), verdict=verdict, parents=parents,
+                      decision=request.decision if request is not None else None, model=route.recipient.model)
             signed = yield _Call("sign", self._signer, "sign", (hop,), {}, Signed)
             index = yield _Call("record", self._recorder, "record", (signed.envelope,), {}, int)
             self._observe(hop, signed)

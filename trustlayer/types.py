@@ -16,7 +16,6 @@ the field they were found in, and ``Message.replace_texts`` swaps field values b
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import re
@@ -261,14 +260,10 @@ class Message(BaseModel):
                 turns[i] = turn.model_copy(update=update)
         return self.model_copy(update={"turns": tuple(turns)})
 
-    @functools.cached_property
-    def _canonical(self) -> bytes:
-        body: Any = self.text if self.turns is None else self.to_openai()
-        return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
     def canonical_bytes(self) -> bytes:
         """A deterministic serialization of the content, for digests (never logged)."""
-        return self._canonical
+        body: Any = self.text if self.turns is None else self.to_openai()
+        return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
     def digest(self, salt: bytes = b"") -> str:
         """A hex SHA-256 of the salted canonical content."""
