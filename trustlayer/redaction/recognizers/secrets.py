@@ -89,7 +89,7 @@ RULES: tuple[Rule, ...] = (
         score=1.0, hint="private key", name="trustlayer:private_key_block"),
     Rule("JWT", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
          score=0.95, validate=is_jwt, checksum=True, hint="eyj", name="trustlayer:jwt"),
-    Rule("API_KEY", re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)[A-Z2-7]{16}\b"),
+    Rule("API_KEY", re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)[A-Z0-9]{16}\b"),
          score=0.95, hint=("akia", "asia", "agpa", "aida", "aroa", "aipa", "anpa", "anva", "apka"),
          name="trustlayer:aws_access_key_id"),
     Rule("API_KEY", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})"),
