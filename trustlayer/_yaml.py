@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from trustlayer.errors import ConfigError
 
-__all__ = ["Lines", "LocatedError", "load_yaml", "loc_text", "validation_error", "walk_lines"]
+__all__ = ["Lines", "LocatedError", "load_yaml", "loc_text", "parse_yaml", "validation_error"]
 
 Lines = dict[tuple[str | int, ...], int]
 
@@ -44,11 +44,6 @@ def _walk(node: yaml.Node, path: tuple[str | int, ...], lines: Lines) -> None:
             _walk(item, (*path, i), lines)
 
 
-def walk_lines(node: yaml.Node, path: tuple[str | int, ...], lines: Lines) -> None:
-    """Record the line of every value under ``node`` (composed YAML) into ``lines``, keyed by path."""
-    _walk(node, path, lines)
-
-
 def load_yaml(path: str | Path, *, error: type[ConfigError] = ConfigError,
               what: str = "config") -> tuple[Any, Lines]:
     """Parse a YAML file; return the data and a map from value path to line number.
@@ -63,6 +58,17 @@ def load_yaml(path: str | Path, *, error: type[ConfigError] = ConfigError,
         raise error(f"{what} file {str(p)!r} does not exist", path=str(p)) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise error(f"{what} file {str(p)!r} cannot be read: {exc.__class__.__name__}", path=str(p)) from exc
+    data, lines, _ = parse_yaml(text, path=p, error=error, what=what)
+    return data, lines
+
+
+def parse_yaml(text: str, *, path: str | Path, error: type[ConfigError] = ConfigError,
+               what: str = "config") -> tuple[Any, Lines, yaml.Node]:
+    """Parse YAML text; return the data, the value-path-to-line map and the composed node tree.
+
+    Raises ``error`` naming the file (and line) for a syntax error or an empty document.
+    """
+    p = str(path)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -71,12 +77,13 @@ def load_yaml(path: str | Path, *, error: type[ConfigError] = ConfigError,
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         where = f" line {line}" if line else ""
-        raise error(f"{what} file {str(p)!r}{where}: YAML syntax error: {problem}", path=str(p), line=line) from exc
+        raise error(f"{what} file {p!r}{where}: YAML syntax error: {problem}", path=p, line=line) from exc
     if node is None or data is None:
-        raise error(f"{what} file {str(p)!r} is empty", path=str(p))
+        raise error(f"{what} file {p!r} is empty", path=p)
     lines: Lines = {}
     _walk(node, (), lines)
-    return data, lines
+    return data, lines, node
+
 
 
 def loc_text(loc: tuple[str | int, ...]) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from trustlayer._yaml import Lines, validation_error, walk_lines
+from trustlayer._yaml import Lines, parse_yaml, validation_error
 from trustlayer.errors import ConfigError, PolicyError
 from trustlayer.policy.schema import CODE, NAME, AttrMatch, Destination, PolicyFile, Rule
 from trustlayer.redaction.entities import ENTITY_TYPES
@@ -341,21 +341,8 @@ def _parse(data: bytes, path: Path) -> tuple[Any, Lines]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PolicyError(f"policy file {str(path)!r} is not UTF-8 text", path=str(path)) from exc
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        where = f" line {line}" if line else ""
-        raise PolicyError(f"policy file {str(path)!r}{where}: YAML syntax error: {problem}",
-                          path=str(path), line=line) from exc
-    if node is None or raw is None:
-        raise PolicyError(f"policy file {str(path)!r} is empty", path=str(path))
+    raw, lines, node = parse_yaml(text, path=path, error=PolicyError, what="policy")
     _duplicate_keys(node, path)
-    lines: Lines = {}
-    walk_lines(node, (), lines)
     return raw, lines
 
 
