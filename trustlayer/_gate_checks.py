@@ -8,14 +8,15 @@ contain the value itself: only its entity type and field path.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 from trustlayer.types import Finding, Message, Operator
 
 __all__ = ["check_findings", "check_transformed"]
 
-# Values shorter than this are too common as substrings to test for (e.g. "Al" in "Also").
-_MIN_CHECKED = 4
+# Shorter values are too common as substrings ("Al" in "Also"), so they are looked for as whole words.
+_SUBSTRING_FROM = 4
 
 
 def check_findings(message: Message, findings: Sequence[Finding]) -> str | None:
@@ -46,9 +47,13 @@ def check_transformed(before: Message, after: Message, findings: Sequence[Findin
         if f.entity_type not in operators:
             continue
         value = fields[f.path][f.start:f.end].strip()
-        if len(value) < _MIN_CHECKED:
+        if len(value) >= _SUBSTRING_FROM:
+            present = any(value in text for text in leaving)
+        elif len(value) >= 2:
+            word = re.compile(r"(?<!\w)" + re.escape(value) + r"(?!\w)")
+            present = any(word.search(text) for text in leaving)
+        else:
             continue
-        for text in leaving:
-            if value in text:
-                return f"a {f.entity_type} value found in {f.path} is still present after the transform"
+        if present:
+            return f"a {f.entity_type} value found in {f.path} is still present after the transform"
     return None

@@ -270,3 +270,19 @@ def test_plan_detects_and_decides_without_signing() -> None:
     with pytest.raises(Blocked, match="detect"):
         make_gate(recorder=rec, detector=Raising("detect", RuntimeError())).plan(chat("x"), ROUTE)
     assert rec.directions() == ["block"]
+
+
+def test_a_short_value_left_by_the_transform_blocks_as_a_whole_word() -> None:
+    class KeepsCvv(Pseudonymizer):
+        def transform(self, message, findings, operators):  # type: ignore[no-untyped-def]
+            return message
+
+    class CvvDetector(RegexDetector):
+        def detect(self, message: Message, *, entities: frozenset[str] | None = None) -> list[Finding]:
+            text = dict(message.texts())["turns[0].content"]
+            at = text.index("987")
+            return [Finding(entity_type="API_KEY", start=at, end=at + 3, score=1, detector="t",
+                            path="turns[0].content")]
+
+    with pytest.raises(Blocked, match="still present after the transform"):
+        make_gate(detector=CvvDetector(), transformer=KeepsCvv()).outbound(chat("cvv 987 ok"), ROUTE)

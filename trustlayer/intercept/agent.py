@@ -26,6 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from trustlayer._safe import shown
 from trustlayer.errors import Blocked, ConfigError
 from trustlayer.gate import Inbound
 from trustlayer.layer import TrustLayer
@@ -72,11 +73,11 @@ def receive_message(layer: TrustLayer, message: AgentMessage) -> Inbound:
     try:
         sender = layer.endpoint(message.sender)
     except ConfigError:
-        raise layer.gate.record_block("authenticate", f"agent message from undeclared sender {message.sender!r}",
+        raise layer.gate.record_block("authenticate", f"agent message from undeclared sender {shown(message.sender)}",
                                       content, layer.route_to(layer.me.id)) from None
     route = Route.between(sender, layer.me)
     if message.recipient != layer.me.id:
-        raise layer.gate.record_block("authenticate", f"agent message addressed to {message.recipient!r} "
+        raise layer.gate.record_block("authenticate", f"agent message addressed to {shown(message.recipient)} "
                                       f"arrived at {layer.me.id!r}", content, route)
     return layer.gate.inbound(content, route, envelope=message.envelope_bytes())
 

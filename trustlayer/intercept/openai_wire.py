@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from trustlayer._safe import shown
 from trustlayer.errors import Blocked
 from trustlayer.types import Message
 
@@ -89,7 +90,7 @@ def parse_request(path: str, body: Any, *, conversation_id: str, user_key: bytes
     """Parse an OpenAI ``/chat/completions`` or ``/completions`` body; ``Blocked`` when it can't be gated."""
     kind = is_llm_path(path)
     if kind is None:
-        raise Blocked("parse", f"path {path!r} is not an OpenAI chat or completions endpoint")
+        raise Blocked("parse", "the request path is not an OpenAI chat or completions endpoint")
     if not isinstance(body, dict):
         raise Blocked("parse", f"the request body must be a JSON object, found {type(body).__name__}")
     fields: dict[str, Any] = {}
@@ -103,7 +104,7 @@ def parse_request(path: str, body: Any, *, conversation_id: str, user_key: bytes
         elif name in _SAFE_FIELDS:
             fields[name] = value
         else:
-            raise Blocked("parse", f"request field {name!r} is not understood by the gate, so it may not cross")
+            raise Blocked("parse", f"request field {shown(name)} is not understood by the gate, so it may not cross")
     stream = bool(body.get("stream", False))
     try:
         if kind == "chat":

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 
+from trustlayer._safe import shown
 from trustlayer.errors import Blocked, TrustError
 from trustlayer.gate import Outbound
 from trustlayer.intercept.openai_wire import (
@@ -107,10 +108,10 @@ class TrustTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
             if self._passthrough_allowed():
                 return None
             what = "not an OpenAI chat/completions call" if kind is None else "not addressed to a declared endpoint"
-            raise self._refuse("parse", f"{request.method} {request.url.path} is {what}, and pass-through is off")
+            raise self._refuse("parse", f"the {request.method} request is {what}, and pass-through is off")
         for name in request.url.params:
             if name not in _SAFE_QUERY:
-                raise self._refuse("parse", f"query parameter {name!r} is not understood by the gate")
+                raise self._refuse("parse", f"query parameter {shown(name)} is not understood by the gate")
         try:
             data = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError):
