@@ -192,14 +192,19 @@ class Gate:
     # ── the path, written once ────────────────────────────────────────────────────────────
 
     def _detect_and_decide(self, message: Message, route: Route, taint: frozenset[str],
-                           candidates: Sequence[Endpoint]) -> _Flow:
+                           candidates: Sequence[Endpoint],
+                           earlier: tuple[tuple[Finding, ...], frozenset[str] | None] | None = None) -> _Flow:
         entities = yield _Call("decide", self._decider, "entities_for", (route,), {}, (frozenset, type(None)))
-        findings = yield _Call("detect", self._detector, "detect", (message,), {"entities": entities},
-                               (list, tuple))
-        findings = tuple(findings)
-        problem = check_findings(message, findings)
-        if problem:
-            raise _Stop("detect", problem)
+        if earlier is not None and _covers(earlier[1], entities):
+            # A reroute whose destination needs no entity type the first detection skipped: reuse it.
+            findings = tuple(f for f in earlier[0] if entities is None or f.entity_type in entities)
+        else:
+            found = yield _Call("detect", self._detector, "detect", (message,), {"entities": entities},
+                                (list, tuple))
+            findings = tuple(found)
+            problem = check_findings(message, findings)
+            if problem:
+                raise _Stop("detect", problem)
         decision = yield _Call("decide", self._decider, "decide", (findings, route),
                                {"taint": taint, "candidates": tuple(candidates)}, Decision)
         return findings, entities, decision
@@ -216,7 +221,7 @@ class Gate:
                 route = route.to(self._target(decision, route, candidates))
                 first = decision
                 findings, entities, decision = yield from self._detect_and_decide(
-                    message, route, taint | first.classes, candidates)
+                    message, route, taint | first.classes, candidates, (findings, entities))
                 if decision.outcome is Outcome.REROUTE:
                     raise _Stop("decide", f"policy rerouted to {route.recipient.id!r} and then again to "
                                 f"{decision.endpoint!r}; a reroute must settle in one step", decision=decision)
@@ -609,6 +614,15 @@ def _skip_restore(flow: _Flow, restored: Message) -> _Flow:
             value, error = (yield call), None
         except _Stop as stop:
             value, error = None, stop
+
+
+def _covers(searched: frozenset[str] | None, needed: frozenset[str] | None) -> bool:
+    """True when a detection over ``searched`` gives exactly what one over ``needed`` would.
+
+    Only the same request, or a request for nothing, qualifies: a detection over other types may
+    have resolved an overlap in favour of a type the new request does not ask for.
+    """
+    return needed == searched or needed == frozenset()
 
 
 class _TimedOut(Exception):

@@ -286,3 +286,10 @@ def test_a_short_value_left_by_the_transform_blocks_as_a_whole_word() -> None:
 
     with pytest.raises(Blocked, match="still present after the transform"):
         make_gate(detector=CvvDetector(), transformer=KeepsCvv()).outbound(chat("cvv 987 ok"), ROUTE)
+
+
+def test_a_reroute_reuses_detection_when_the_target_needs_the_same_types() -> None:
+    detector = RegexDetector()
+    out = make_gate(detector=detector).outbound(chat("I have diabetes"), ROUTE)
+    assert out.route.recipient.id == "phone" and out.findings
+    assert detector.calls == 1  # SimplePolicy asks the same entity types for every route
