@@ -33,7 +33,7 @@ from starlette.routing import Route as HttpRoute
 
 from trustlayer.endpoints.base import ChatEndpoint, client_for
 from trustlayer.endpoints.openai_client import OpenAIClient
-from trustlayer.errors import Blocked, EndpointError, EndpointTimeout, TrustError, Unverified
+from trustlayer.errors import Blocked
 from trustlayer.gate import Gate, Inbound, Outbound
 from trustlayer.intercept.openai_wire import (
     Kind,
@@ -44,6 +44,7 @@ from trustlayer.intercept.openai_wire import (
     rebuild_request,
     response_message,
 )
+from trustlayer.intercept.refusal import Refused, error_event, refusal
 from trustlayer.intercept.sse import SseRewriter
 from trustlayer.types import Endpoint, Message, Route
 
@@ -55,60 +56,13 @@ _log = logging.getLogger("trustlayer.proxy")
 MAX_BODY_BYTES = 8 * 1024 * 1024
 
 
-class _Refused(Exception):
-    """A request the proxy answers with an error response (built by ``error_response``)."""
-
-    def __init__(self, status: int, type_: str, code: str, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status, self.type, self.code, self.message = status, type_, code, message
-        self.extra = extra
-
-    def body(self) -> dict[str, Any]:
-        """The OpenAI-style error object."""
-        return {"error": {"message": self.message, "type": self.type, "param": None, "code": self.code,
-                          **self.extra}}
-
-
 def error_response(status: int, type_: str, code: str, message: str, **extra: Any) -> JSONResponse:
     """An OpenAI-style error response: ``{"error": {"message", "type", "param", "code", ...}}``."""
-    return JSONResponse(_Refused(status, type_, code, message, **extra).body(), status_code=status)
-
-
-def _error_event(refused: _Refused) -> bytes:
-    # Once a stream has started the status is already 200; an error event is how OpenAI
-    # streams report a failure, and the openai SDK raises on it.
-    return b"data: " + json.dumps(refused.body()).encode() + b"\n\n"
-
-
-def _refusal(exc: BaseException) -> _Refused:
-    """Map an error to the response the client gets; messages carry no content (TrustError promise)."""
-    if isinstance(exc, _Refused):
-        return exc
-    if isinstance(exc, Unverified):
-        return _Refused(502, "unverified", "verification_failed", f"the answer could not be verified: {exc.reason}",
-                        record_id=exc.record_id)
-    if isinstance(exc, Blocked):
-        if exc.stage == "parse":
-            code = "invalid_json" if "not valid JSON" in exc.reason else "invalid_request"
-            return _Refused(400, "invalid_request_error", code, exc.reason, record_id=exc.record_id)
-        rules = f" (rule {', '.join(exc.rule_ids)})" if exc.rule_ids else ""
-        code = "policy_blocked" if exc.rule_ids or exc.stage == "decide" else "gate_blocked"
-        return _Refused(403, "blocked", code, f"request blocked at {exc.stage}{rules}: {exc.reason}",
-                        stage=exc.stage, rule_ids=list(exc.rule_ids), record_id=exc.record_id)
-    if isinstance(exc, EndpointTimeout):
-        return _Refused(504, "upstream_timeout", "upstream_timeout", str(exc))
-    if isinstance(exc, EndpointError):
-        if exc.status == 429:
-            return _Refused(429, "rate_limit_error", "upstream_rate_limited", str(exc))
-        return _Refused(502, "upstream_error", "upstream_error", str(exc))
-    if isinstance(exc, TrustError):
-        return _Refused(500, "server_error", "trustlayer_error", f"{type(exc).__name__}: {exc}")
-    # A foreign exception's text may quote content: name its type only.
-    return _Refused(500, "server_error", "internal_error", f"internal error ({type(exc).__name__})")
+    return JSONResponse(Refused(status, type_, code, message, **extra).body(), status_code=status)
 
 
 def _respond(exc: BaseException) -> JSONResponse:
-    refused = _refusal(exc)
+    refused = refusal(exc)
     _log.info("request refused: %s %s", refused.status, refused.code)
     return JSONResponse(refused.body(), status_code=refused.status)
 
@@ -146,7 +100,7 @@ class _Proxy:
         self._clients.clear()
 
     def authenticate(self, request: Request) -> bytes:
-        """The client's key (``b""`` when no keys are configured); ``_Refused`` (401) otherwise."""
+        """The client's key (``b""`` when no keys are configured); ``Refused`` (401) otherwise."""
         if not self._keys:
             return b""
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -155,21 +109,21 @@ class _Proxy:
             for key in self._keys:
                 if hmac.compare_digest(given, key):
                     return key
-        raise _Refused(401, "invalid_request_error", "invalid_api_key",
+        raise Refused(401, "invalid_request_error", "invalid_api_key",
                        "missing or unknown API key (send 'Authorization: Bearer <key>')")
 
     async def read_json(self, request: Request) -> Any:
         """The request body as JSON, refusing bodies over ``MAX_BODY_BYTES``."""
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            raise _Refused(413, "invalid_request_error", "request_too_large",
+            raise Refused(413, "invalid_request_error", "request_too_large",
                            f"the request body is larger than {MAX_BODY_BYTES} bytes")
         chunks: list[bytes] = []
         size = 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > MAX_BODY_BYTES:
-                raise _Refused(413, "invalid_request_error", "request_too_large",
+                raise Refused(413, "invalid_request_error", "request_too_large",
                                f"the request body is larger than {MAX_BODY_BYTES} bytes")
             chunks.append(chunk)
         try:
@@ -206,7 +160,7 @@ class _Proxy:
         """``/v1/models``: the upstream's model, answered locally (nothing is forwarded)."""
         try:
             self.authenticate(request)
-        except _Refused as refused:
+        except Refused as refused:
             return _respond(refused)
         upstream = self.route.recipient
         return JSONResponse({"object": "list", "data": [{
@@ -323,9 +277,9 @@ async def _relay(first: bytes, source: AsyncGenerator[bytes, None], rewriter: Ss
         if tail:
             yield tail
     except Exception as exc:  # noqa: BLE001 - the status is already 200: report in-band, never leak
-        refused = _refusal(exc)
+        refused = refusal(exc)
         _log.info("stream ended with an error: %s", refused.code)
-        yield _error_event(refused)
+        yield error_event(refused)
     finally:
         # Shielded: when the client went away this task is being cancelled, and the
         # upstream connection must still be closed.

@@ -12,7 +12,7 @@ Each choice's content and each tool call's arguments are restored on their own
 channel, holding back only what could be the start of a placeholder. When a choice
 finishes, what was held back goes out with its finishing event. If the upstream
 sends something that cannot be parsed, the stream is blocked (``Blocked``), never
-passed on half-processed; ``error_event`` renders the block for the client.
+passed on half-processed; ``trustlayer.intercept.refusal`` renders the block for the client.
 """
 
 from __future__ import annotations
@@ -24,14 +24,7 @@ from trustlayer.errors import Blocked
 from trustlayer.gate import InboundStream
 from trustlayer.intercept.openai_wire import Kind
 
-__all__ = ["ChunkRewriter", "SseRewriter", "error_event"]
-
-
-def error_event(blocked: Blocked) -> bytes:
-    """An SSE event carrying an OpenAI-style error for a stream the gate stopped."""
-    body = {"error": {"type": "blocked", "code": f"{blocked.stage}_blocked", "message": str(blocked),
-                      "rule_ids": list(blocked.rule_ids)}}
-    return b"data: " + json.dumps(body).encode() + b"\n\n"
+__all__ = ["ChunkRewriter", "SseRewriter"]
 
 
 def _split_event(buf: bytes) -> tuple[bytes, bytes] | None:

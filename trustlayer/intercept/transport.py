@@ -33,7 +33,8 @@ from trustlayer.intercept.openai_wire import (
     rebuild_request,
     response_message,
 )
-from trustlayer.intercept.sse import SseRewriter, error_event
+from trustlayer.intercept.refusal import error_event, refusal
+from trustlayer.intercept.sse import SseRewriter
 from trustlayer.layer import TrustLayer
 from trustlayer.types import Endpoint, Message
 
@@ -48,12 +49,10 @@ _FORWARD_PREFIXES = ("x-stainless-",)
 _SAFE_QUERY = frozenset({"api-version"})
 
 
-def blocked_response(blocked: Blocked, request: httpx.Request | None = None) -> httpx.Response:
-    """The OpenAI-style 403 error a refused request receives (no content, only stage, reason and rules)."""
-    status = 400 if blocked.stage == "parse" else 403
-    body = {"error": {"type": "blocked", "code": f"{blocked.stage}_blocked", "message": str(blocked),
-                      "param": None, "rule_ids": list(blocked.rule_ids), "record_id": blocked.record_id}}
-    return httpx.Response(status, json=body, request=request)
+def blocked_response(exc: BaseException, request: httpx.Request | None = None) -> httpx.Response:
+    """The OpenAI-style error a refused request receives: the same one the proxy answers with."""
+    refused = refusal(exc)
+    return httpx.Response(refused.status, json=refused.body(), request=request)
 
 
 class _Prepared:
@@ -200,10 +199,8 @@ class TrustTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
             if _is_sse(response):
                 return self._stream_sync(prep, response)
             return self._restore_json(prep, response, response.read())
-        except Blocked as blocked:
-            return blocked_response(blocked, request)
         except TrustError as exc:
-            return blocked_response(Blocked("send", f"{type(exc).__name__}: {exc}"), request)
+            return blocked_response(exc, request)
 
     def _stream_sync(self, prep: _Prepared, response: httpx.Response) -> httpx.Response:
         rewriter = SseRewriter(self.layer.gate.stream_inbound(prep.out.route, request=prep.out), prep.wire.kind)
@@ -215,8 +212,8 @@ class TrustTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
                     if out:
                         yield out
                 yield rewriter.finish()
-            except Blocked as blocked:
-                yield error_event(blocked)
+            except TrustError as exc:
+                yield error_event(refusal(exc))
             finally:
                 response.close()
 
@@ -250,10 +247,8 @@ class TrustTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
                 return self._stream_async(prep, response)
             payload = await response.aread()
             return self._restore_json(prep, response, payload)
-        except Blocked as blocked:
-            return blocked_response(blocked, request)
         except TrustError as exc:
-            return blocked_response(Blocked("send", f"{type(exc).__name__}: {exc}"), request)
+            return blocked_response(exc, request)
 
     def _stream_async(self, prep: _Prepared, response: httpx.Response) -> httpx.Response:
         rewriter = SseRewriter(self.layer.gate.stream_inbound(prep.out.route, request=prep.out), prep.wire.kind)
@@ -265,8 +260,8 @@ class TrustTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
                     if out:
                         yield out
                 yield rewriter.finish()
-            except Blocked as blocked:
-                yield error_event(blocked)
+            except TrustError as exc:
+                yield error_event(refusal(exc))
             finally:
                 await response.aclose()
 
