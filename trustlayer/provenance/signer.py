@@ -20,17 +20,16 @@ from pathlib import Path
 
 from trustlayer.errors import SignatureError
 from trustlayer.provenance import _json
-from trustlayer.provenance.dsse import sign_envelope
+from trustlayer.provenance._statement_json import statement_json
+from trustlayer.provenance.dsse import EnvelopeSigner
 from trustlayer.provenance.keys import SigningKey
-from trustlayer.provenance.records import build_statement, to_millis
+from trustlayer.provenance.records import to_millis
 from trustlayer.provenance.salt import SALT_BYTES
 from trustlayer.provenance.sequence import DEFAULT_BLOCK, SequenceCounter
 from trustlayer.stages import Signed
 from trustlayer.types import Hop
 
 __all__ = ["RecordSigner"]
-
-
 
 
 class RecordSigner:
@@ -49,6 +48,7 @@ class RecordSigner:
         self.key = key
         self._salt = salt
         self._clock = clock
+        self._envelope = EnvelopeSigner(key, _json.STATEMENT_MEDIA_TYPE)
         self.sequence = SequenceCounter(key.key_id, state_path, block=sequence_block)
 
     @property
@@ -59,15 +59,17 @@ class RecordSigner:
     def sign(self, hop: Hop) -> Signed:
         """Build the hop's in-toto statement, sign it, and return the envelope bytes and digest."""
         try:
-            statement = build_statement(
+            # The same bytes as _json.dumps(records.build_statement(...)), written directly
+            # (see _statement_json; a property test compares the two).
+            payload = statement_json(
                 hop, salt=self._salt, key_id=self.key.key_id, sequence=self.sequence.next(),
                 nonce=os.urandom(16).hex(),
                 time=time.time_ns() // 1_000_000 if self._clock is None else to_millis(self._clock()),
             )
-        except TypeError as exc:  # operator.index met a float or another non-integer
-            raise SignatureError(f"cannot sign the hop: a count or number is not an integer ({exc})") from exc
-        # checked=True: build_statement guarantees str/int leaves (see records); saves a tree walk
-        envelope = sign_envelope(_json.dumps(statement, checked=True), _json.STATEMENT_MEDIA_TYPE, self.key)
+        except TypeError as exc:  # operator.index met a float, or a string field holds something else
+            raise SignatureError(f"cannot sign the hop: a count or number is not an integer, or a text "
+                                 f"field is not a string ({exc})") from exc
+        envelope = self._envelope.sign(payload)
         return Signed(envelope=envelope, digest=hashlib.sha256(envelope).hexdigest())
 
     def close(self) -> None:
