@@ -22,12 +22,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 
+from trustlayer import _workers
 from trustlayer._gate_checks import check_findings, check_transformed
 from trustlayer.errors import Blocked, TrustError, Unverified
 from trustlayer.stages import (
@@ -108,14 +108,19 @@ class _Stop(Exception):
         self.verdict = verdict
 
 
-@dataclass(frozen=True, slots=True)
 class _Call:
-    stage: str
-    obj: object
-    method: str
-    args: tuple[Any, ...]
-    kwargs: Mapping[str, Any]
-    expect: type | tuple[type, ...]
+    """One stage call the path asks its runner to make (a plain slotted class: built several times per message)."""
+
+    __slots__ = ("stage", "obj", "method", "args", "kwargs", "expect")
+
+    def __init__(self, stage: str, obj: object, method: str, args: tuple[Any, ...], kwargs: Mapping[str, Any],
+                 expect: type | tuple[type, ...]) -> None:
+        self.stage = stage
+        self.obj = obj
+        self.method = method
+        self.args = args
+        self.kwargs = kwargs
+        self.expect = expect
 
 
 _Flow = Generator[_Call, Any, Any]
@@ -176,7 +181,6 @@ class Gate:
             merged[stage] = seconds
         self._timeouts: Mapping[str, float | None] = merged
         self._watch = any(v is not None for v in merged.values())
-        self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="trustlayer-gate")
         self.taint = taint if taint is not None else TaintStore()
         self._observer = observer
 
@@ -508,8 +512,7 @@ class Gate:
         return self._decider
 
     def close(self) -> None:
-        """Release the gate's worker threads."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Nothing to release: the watchdog's worker threads are shared by every gate (kept for symmetry)."""
 
 
 class InboundStream:
@@ -632,6 +635,10 @@ class _TimedOut(Exception):
         self.seconds = seconds
 
 
+#: Seconds a worker thread may take to pick up a path before the message is blocked.
+_PICKUP_SECONDS = 10.0
+
+
 class _Watched:
     """Runs one flow in a worker thread while the caller enforces each stage's deadline.
 
@@ -643,10 +650,14 @@ class _Watched:
     def __init__(self, gate: Gate) -> None:
         self._gate = gate
         self._lock = threading.Lock()
-        self._stage = ""
+        # Until the worker starts the first stage, the path is "gate" with its own deadline: a worker
+        # that never picks the flow up (e.g. a thread lost across fork) must not leave the caller waiting.
+        self._stage = "gate"
+        self._seconds: float | None = _PICKUP_SECONDS
         self._deadline: float | None = None
         self._cancelled = False
-        self._done = threading.Event()
+        self._done = threading.Lock()
+        self._done.acquire()  # released by the worker when the flow has finished
         self._result: Any = None
         self._error: BaseException | None = None
 
@@ -656,6 +667,7 @@ class _Watched:
             if self._cancelled:
                 raise _Cancelled
             self._stage = call.stage
+            self._seconds = seconds
             self._deadline = None if seconds is None else time.monotonic() + seconds
         try:
             return self._gate._invoke(call)
@@ -669,21 +681,22 @@ class _Watched:
         except BaseException as exc:  # noqa: BLE001 - handed over to the caller's thread
             self._error = exc
         finally:
-            self._done.set()
+            self._done.release()
 
     def run(self, flow: _Flow) -> Any:
-        self._gate._pool.submit(self._work, flow)
+        self._deadline = time.monotonic() + _PICKUP_SECONDS
+        _workers.start(lambda: self._work(flow))
         while True:
             with self._lock:
                 deadline = self._deadline
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
             # Re-check at least every 50 ms: the worker may move on to a stage with a new deadline.
-            if self._done.wait(0.05 if wait is None else min(wait, 0.05)):
+            if self._done.acquire(timeout=0.05 if wait is None else min(wait, 0.05)):
                 break
             with self._lock:
                 if self._deadline is not None and time.monotonic() > self._deadline:
                     self._cancelled = True
-                    raise _TimedOut(self._stage, self._gate._timeouts.get(self._stage))
+                    raise _TimedOut(self._stage, self._seconds)
         if self._error is not None:
             raise self._error
         return self._result

@@ -162,6 +162,10 @@ class Turn(BaseModel):
         return self.model_dump(mode="json", exclude_none=True)
 
 
+# Built once: json.dumps with non-default options would build a new encoder per call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 class Message(BaseModel):
     """What crosses a boundary: chat turns or plain text, within one conversation.
 
@@ -263,7 +267,7 @@ class Message(BaseModel):
     def canonical_bytes(self) -> bytes:
         """A deterministic serialization of the content, for digests (never logged)."""
         body: Any = self.text if self.turns is None else self.to_openai()
-        return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        return _CANONICAL.encode(body).encode()
 
     def digest(self, salt: bytes = b"") -> str:
         """A hex SHA-256 of the salted canonical content."""

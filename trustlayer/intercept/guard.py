@@ -82,6 +82,36 @@ class _Spec:
                 raise ConfigError(f"@guard: {func.__qualname__} takes no parameter to carry the prompt")
         self.endpoint_param = "endpoint" in params
         self.answer = _answer_shape(func)
+        kinds = [p.kind for p in self.sig.parameters.values()]
+        # Where each positional parameter sits in a call's positional arguments (after binding, all do).
+        self.at = {name: i for i, (name, kind) in enumerate(zip(params, kinds, strict=True))
+                   if kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)}
+        # A call passing every positional parameter positionally needs no binding (the common case).
+        self.arity = len(self.at) if inspect.Parameter.VAR_POSITIONAL not in kinds and not any(
+            p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is inspect.Parameter.empty
+            for p in self.sig.parameters.values()) else -1
+
+
+class _Args:
+    """One call's arguments, readable and replaceable by parameter name."""
+
+    __slots__ = ("args", "kwargs", "_at")
+
+    def __init__(self, args: list[Any], kwargs: dict[str, Any], at: Mapping[str, int]) -> None:
+        self.args = args
+        self.kwargs = kwargs
+        self._at = at
+
+    def __getitem__(self, name: str) -> Any:
+        i = self._at.get(name)
+        return self.kwargs[name] if i is None else self.args[i]
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        i = self._at.get(name)
+        if i is None:
+            self.kwargs[name] = value
+        else:
+            self.args[i] = value
 
 
 def _answer_shape(func: Callable[..., Any]) -> Answer:
@@ -140,23 +170,29 @@ class _Guard:
                           "(or proxy.upstream in the config)")
 
     def bind(self, layer: TrustLayer, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[
-            inspect.BoundArguments, Message, Shape, str]:
-        """Bind the call; return it, the message, its shape and the requested endpoint id.
+            _Args, Message, Shape, str]:
+        """Bind the call; return its arguments, the message, its shape and the requested endpoint id.
 
         A caller that passes ``endpoint=`` explicitly (e.g. what ``@route`` chose) requests that endpoint.
         """
-        bound = self.spec.sig.bind(*args, **kwargs)
-        explicit = bound.arguments.get("endpoint") if self.spec.endpoint_param else None
-        bound.apply_defaults()
-        message, shape = _to_message(bound.arguments[self.spec.param], layer)
+        spec = self.spec
+        if not kwargs and len(args) == spec.arity:
+            bound = _Args(list(args), {}, spec.at)
+            explicit = bound["endpoint"] if spec.endpoint_param and "endpoint" in spec.at else None
+        else:
+            full = spec.sig.bind(*args, **kwargs)  # a TypeError here names the bad argument, before anything leaves
+            explicit = full.arguments.get("endpoint") if spec.endpoint_param else None
+            full.apply_defaults()
+            bound = _Args(list(full.args), dict(full.kwargs), spec.at)
+        message, shape = _to_message(bound[spec.param], layer)
         requested = explicit if isinstance(explicit, str) else self.destination(layer)
         return bound, message, shape, requested
 
-    def redirect(self, bound: inspect.BoundArguments, out: Outbound, shape: Shape, requested: str) -> bool:
+    def redirect(self, bound: _Args, out: Outbound, shape: Shape, requested: str) -> bool:
         """Put the transformed prompt in place; True when the function itself may be called."""
-        bound.arguments[self.spec.param] = _from_message(out.message, shape)
+        bound[self.spec.param] = _from_message(out.message, shape)
         if self.spec.endpoint_param:
-            bound.arguments["endpoint"] = out.route.recipient.id
+            bound["endpoint"] = out.route.recipient.id
             return True
         return out.route.recipient.id == requested
 

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from trustlayer._mac import hmac_sha256
 from trustlayer._safe import shown
 from trustlayer.errors import Blocked
 from trustlayer.types import Message
@@ -71,8 +72,12 @@ def conversation_id_for(body: Mapping[str, Any], key: bytes) -> str:
         seed: Any = opening + firsts
     else:
         seed = body.get("prompt")
-    raw = json.dumps(seed, sort_keys=True, ensure_ascii=False, default=str).encode()
-    return "cv-" + hmac.new(key, raw, hashlib.sha256).hexdigest()[:32]
+    raw = _SEED.encode(seed).encode()
+    return "cv-" + hmac_sha256(key, raw).hex()[:32]
+
+
+# One encoder, built once: json.dumps with these options would build a new one per call.
+_SEED = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=str)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,92 @@
+"""The watchdog's shared worker threads: reused between messages, replaced when a stage hangs."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+from stagekit import CLOUD, DEVICE, Hanging, ListRecorder, RegexDetector, make_gate
+
+from trustlayer import _workers
+from trustlayer.errors import Blocked
+from trustlayer.types import Message, Route
+
+ROUTE = Route.between(DEVICE, CLOUD)
+
+
+def chat(text: str) -> Message:
+    return Message.from_openai([{"role": "user", "content": text}], conversation_id="c-workers")
+
+
+def gate_threads() -> int:
+    return sum(1 for t in threading.enumerate() if t.name == "trustlayer-gate")
+
+
+def test_sequential_messages_reuse_one_worker() -> None:
+    gate = make_gate()
+    gate.outbound(chat("hello"), ROUTE)
+    before = gate_threads()
+    for _ in range(200):
+        gate.outbound(chat("hello"), ROUTE)
+    assert gate_threads() == before
+
+
+def test_a_hung_stage_costs_its_worker_and_the_next_message_still_passes() -> None:
+    release = threading.Event()
+
+    class Stuck(RegexDetector):
+        def detect(self, message: Message, *, entities: frozenset[str] | None = None) -> list:  # type: ignore[override]
+            release.wait(10)
+            return super().detect(message, entities=entities)
+
+    rec = ListRecorder()
+    hung = make_gate(detector=Stuck(), recorder=rec, timeouts={"detect": 0.1})
+    with pytest.raises(Blocked, match="detect: timed out after 0.1 s"):
+        hung.outbound(chat("hello"), ROUTE)
+    assert rec.directions() == ["block"]
+    # The abandoned worker is still inside the hung stage; another gate's message gets another worker.
+    assert make_gate().outbound(chat("hello"), ROUTE).message.turns is not None
+    release.set()
+
+
+def test_many_threads_at_once_leave_at_most_max_idle_workers() -> None:
+    gate = make_gate()
+    start = threading.Barrier(48)
+    errors: list[BaseException] = []
+
+    def one() -> None:
+        try:
+            start.wait()
+            for _ in range(20):
+                gate.outbound(chat("hello"), ROUTE)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(48)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(_workers._idle) <= _workers.MAX_IDLE
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_starts_its_own_workers() -> None:
+    make_gate().outbound(chat("hello"), ROUTE)  # leaves an idle worker in the parent
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's idle workers do not exist here
+        try:
+            make_gate(timeouts={"detect": 2.0}).outbound(chat("hello"), ROUTE)
+            os._exit(0)
+        except BaseException:  # noqa: BLE001
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_hanging_stage_fixture_still_blocks() -> None:
+    gate = make_gate(detector=Hanging(5.0, RegexDetector(), "detect"), timeouts={"detect": 0.1})
+    with pytest.raises(Blocked, match="timed out"):
+        gate.outbound(chat("hello"), ROUTE)
