@@ -56,15 +56,17 @@ def assemble(cls: type[TrustLayer], cfg: Config, *,
     gate = Gate(detector=redactor, decider=policy, transformer=redactor, restorer=redactor, signer=signer,
                 recorder=store, authenticator=authenticator, verifier=verifier, identity=cfg.identity.id,
                 endpoints=cfg.endpoints, timeouts=cfg.gate.timeouts, observer=observer)
-    if verifier is not None:
-        from trustlayer.verifiers.setup import gate_policy
-
-        # Each panel endpoint gets the request as the gate transforms it for that endpoint (a reroute is
-        # never sent to it), and panel answers are restored before they are compared with the primary's.
-        verifier.bind(policy=gate_policy(gate), restore=redactor.restore)
     # Conversation ids are keyed with the record salt: stable per deployment, meaningless outside it.
     salt = load_salt(cfg.resolve(cfg.identity.key).parent / "record.salt")
     secret = hmac.new(salt, b"trustlayer conversation ids", hashlib.sha256).digest()
-    return cls(gate=gate, me=cfg.me, endpoints=cfg.endpoints, secret=secret, passthrough=cfg.passthrough,
-               config=cfg, local_fallback=cfg.router.local, fallback=cfg.router.fallback,
-               closers=(store, redactor, *((verifier,) if verifier is not None else ())))
+    layer = cls(gate=gate, me=cfg.me, endpoints=cfg.endpoints, secret=secret, passthrough=cfg.passthrough,
+                config=cfg, local_fallback=cfg.router.local, fallback=cfg.router.fallback,
+                closers=(store, redactor, *((verifier,) if verifier is not None else ())))
+    if verifier is not None:
+        from trustlayer.verifiers.setup import gate_policy
+
+        # Each panel endpoint gets the request as the current gate (after any policy reload) transforms
+        # it for that endpoint (a reroute is never sent to it), and panel answers are restored before
+        # they are compared with the primary's.
+        verifier.bind(policy=gate_policy(lambda: layer.gate), restore=redactor.restore)
+    return layer

@@ -3,6 +3,7 @@ the SQLite audit log, and a real OpenAI-compatible server on 127.0.0.1 standing 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from trustlayer.audit.verify import verify_log
 from trustlayer.demo.workspace import Workspace, prepare
 from trustlayer.intercept.proxy_cli import BackgroundServer
 from trustlayer.provenance import Keyring, SigningKey, VerifyKey
+from trustlayer.types import Message
 
 NAME = "Maria Schmidt"
 EMAIL = "maria.schmidt@example.de"
@@ -156,8 +158,15 @@ def test_policy_reload_applies_to_later_messages_only(ws: Workspace, tmp_path: P
     shutil.copy(shipped_policy_path("eu-gdpr"), policy)
     cfg_data = yaml.safe_load(ws.phone.read_text())
     cfg_data["policy"] = str(policy)
+    cfg_data["verify"] = {"endpoints": ["us-cloud"]}
     ws.phone.write_text(yaml.safe_dump(cfg_data))
     with TrustLayer.from_config(ws.phone) as tl:
+        panel_prepare = tl.gate._verifier._policy  # type: ignore[attr-defined]  # how consensus readies a panel request
+
+        def panel_request() -> object:
+            message = Message.from_text(f"mail {EMAIL}", conversation_id="cv-panel")
+            return asyncio.run(panel_prepare(message, tl.route_to("us-cloud")))
+
         @route(layer=tl, fallback="block")
         def pick(prompt: str) -> str:
             return "us-cloud"
@@ -169,10 +178,13 @@ def test_policy_reload_applies_to_later_messages_only(ws: Workspace, tmp_path: P
         data["rules"] = [r for r in data["rules"] if r["effect"] == "forbid"]
         policy.write_text(yaml.safe_dump(data))
         assert pick(f"mail {EMAIL}") == "us-cloud"          # not applied before reload
+        panel_request()                                     # the panel, too, follows the old policy until reload
         tl.reload_policy()
         assert tl.gate is not old_gate and tl.gate.taint is old_gate.taint
         with pytest.raises(Blocked):
             pick(f"mail {EMAIL}")
+        with pytest.raises(Blocked):                        # and the new one after it
+            panel_request()
         policy.write_text("version: 1\nrules: [}")
         with pytest.raises(Exception, match="YAML syntax error"):
             tl.reload_policy()

@@ -145,3 +145,22 @@ def test_a_rerouted_panel_request_is_never_sent_to_the_endpoint(servers: dict[st
     assert verdict.abstained == {"a": "policy: rerouted", "b": "policy: rerouted",  # type: ignore[attr-defined]
                                  "c": "policy: rerouted"}
     assert all(server.received == [] for server in servers.values())
+
+
+def test_a_gate_policy_given_a_function_follows_the_current_gate() -> None:
+    """After a policy reload the layer has a new gate; panel requests must go through it, not the old one."""
+    import asyncio
+
+    from stagekit import CLOUD, BlockAll
+
+    from trustlayer.errors import Blocked
+
+    permissive, blocking = make_gate(), make_gate(decider=BlockAll())
+    holder = {"gate": permissive}
+    prepare = gate_policy(lambda: holder["gate"])
+    message = Message.from_openai([{"role": "user", "content": "hello"}], conversation_id="conv-reload")
+    route = Route.between(DEVICE, CLOUD)
+    assert asyncio.run(prepare(message, route)).route.recipient == CLOUD  # type: ignore[attr-defined]
+    holder["gate"] = blocking
+    with pytest.raises(Blocked):
+        asyncio.run(prepare(message, route))

@@ -12,6 +12,8 @@ then verification raises (and the gate blocks).
 
 from __future__ import annotations
 
+import typing
+from collections.abc import Callable
 from typing import Protocol
 
 from trustlayer.config import Config
@@ -33,16 +35,25 @@ class OutboundGate(Protocol):
         ...
 
 
-def gate_policy(gate: OutboundGate) -> Policy:
+def gate_policy(gate: OutboundGate | Callable[[], OutboundGate]) -> Policy:
     """A consensus ``Policy`` that sends the request through the gate's outbound path for each endpoint.
 
     Every panel request is therefore redacted for its endpoint, signed and recorded like any
     other hop. The gate's ``Outbound`` is handed to consensus whole, so a decision that
     reroutes the request elsewhere means the endpoint is not asked (``policy: rerouted``).
+    ``gate`` may be a function returning the current gate (``lambda: layer.gate``), so that
+    panel requests follow a policy reload.
     """
+    if hasattr(gate, "outbound_async"):
+        fixed = typing.cast(OutboundGate, gate)
+
+        def current() -> OutboundGate:
+            return fixed
+    else:
+        current = gate
 
     async def prepare(message: Message, route: Route) -> Prepared:
-        return await gate.outbound_async(message, route)
+        return await current().outbound_async(message, route)
 
     return prepare
 
