@@ -10,7 +10,16 @@ from typing import Any
 import httpx
 import pytest
 from integration.proxy_upstream import CLIENT_KEY, Upstream, create_upstream, proxy_for
-from stagekit import BlockAll, FixedVerifier, ListRecorder, SimplePolicy, make_gate
+from stagekit import (
+    BlockAll,
+    FixedVerifier,
+    Hanging,
+    ListRecorder,
+    Pseudonymizer,
+    RegexDetector,
+    SimplePolicy,
+    make_gate,
+)
 
 from trustlayer.intercept.proxy import MAX_BODY_BYTES
 from trustlayer.intercept.proxy_cli import BackgroundServer
@@ -87,6 +96,43 @@ def test_hung_upstream_is_a_504_not_a_hang(proxy: str, upstream: Upstream) -> No
         assert time.monotonic() - started < 3
         assert reply.status_code == 504
         assert error_of(reply)["code"] == "upstream_timeout"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_hung_outbound_stage_blocks_in_time_and_nothing_is_sent(upstream_server: tuple[Upstream, str],
+                                                                  upstream: Upstream, stream: bool) -> None:
+    # The gate runs in a worker thread (with the upstream call, when not streamed): its stage deadlines must hold.
+    recorder = ListRecorder()
+    gate = make_gate(detector=Hanging(5.0, RegexDetector(), "detect"), recorder=recorder, timeouts={"detect": 0.3})
+    with proxy_for(gate, upstream_server[1]) as server:
+        started = time.monotonic()
+        reply = httpx.post(server.url + "/v1/chat/completions", json={**HELLO, "stream": stream}, headers=AUTH,
+                           timeout=10)
+        elapsed = time.monotonic() - started
+    assert elapsed < 3
+    assert reply.status_code == 403
+    error = error_of(reply)
+    assert error["stage"] == "detect" and "timed out after 0.3 s" in error["message"]
+    assert upstream.received == []
+    assert recorder.directions() == ["block"]
+
+
+def test_a_hung_inbound_stage_blocks_the_answer_in_time(upstream_server: tuple[Upstream, str],
+                                                        upstream: Upstream) -> None:
+    recorder = ListRecorder()
+    pseudo = Pseudonymizer()
+    gate = make_gate(transformer=pseudo, restorer=Hanging(5.0, pseudo, "restore"), recorder=recorder,
+                     timeouts={"restore": 0.3})
+    with proxy_for(gate, upstream_server[1]) as server:
+        started = time.monotonic()
+        reply = httpx.post(server.url + "/v1/chat/completions", json=HELLO, headers=AUTH, timeout=10)
+        elapsed = time.monotonic() - started
+    assert elapsed < 3
+    assert reply.status_code == 403
+    error = error_of(reply)
+    assert error["stage"] == "restore" and "timed out after 0.3 s" in error["message"]
+    assert len(upstream.received) == 1 and SECRET not in upstream.received[0].everything()
+    assert recorder.directions() == ["outbound", "block"]
 
 
 def test_trickling_upstream_is_a_504_too(proxy: str, upstream: Upstream) -> None:
