@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from audit_recordkit import SALT, RecordSigner, keyring
 
-from trustlayer.audit._writer import GroupCommitter
+from trustlayer.audit._writer import SWEEP_AFTER, GroupCommitter
 from trustlayer.audit.checkpoint import open_checkpoint
 from trustlayer.audit.merkle import MerkleTree, leaf_hash, verify_consistency, verify_inclusion
 from trustlayer.audit.sqlite_store import SQLiteStore
@@ -240,3 +241,86 @@ def test_a_failed_batch_fails_async_callers_too() -> None:
     results = asyncio.run(main())
     committer.close()
     assert all(isinstance(r, AuditError) and "database is locked" in str(r) for r in results)
+
+
+def test_record_many_appends_at_consecutive_indices(db_path: Path, signer: RecordSigner, log_key: SigningKey) -> None:
+    got: list[list[int]] = []
+    lock = threading.Lock()
+    with SQLiteStore(db_path, log_key=log_key, checkpoint_every=16, max_batch=10) as store:
+        first = store.record(signer.envelope())
+
+        def work() -> None:
+            for _ in range(5):
+                batch = [signer.envelope() for _ in range(7)]
+                indices = store.record_many(batch)
+                assert [store.entry(i).envelope for i in indices] == batch
+                with lock:
+                    got.append(indices)
+
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert first == 0
+        assert all(ix == list(range(ix[0], ix[0] + 7)) for ix in got)  # never split, never interleaved
+        assert sorted(i for ix in got for i in ix) == list(range(1, 141))
+        assert asyncio.run(store.record_many_async([signer.envelope(), signer.envelope()])) == [141, 142]
+        with pytest.raises(AuditError, match="at least one envelope"):
+            store.record_many([])
+        with pytest.raises(AuditError, match="non-empty envelope bytes"):
+            store.record_many([signer.envelope(), b""])
+        ring = keyring(signer)
+        ring.add(log_key.public)
+        assert verify_log(store, record_keys=ring, log_keys=ring).ok
+
+
+def _committer_with_a_held_first_batch() -> tuple[GroupCommitter, threading.Event]:
+    """A committer whose first flush waits for the event, so later submissions form one batch."""
+    release = threading.Event()
+    flushed: list[int] = []
+
+    def flush(batch: object) -> int:
+        if not flushed:
+            release.wait(10)
+        first = sum(flushed)
+        flushed.append(len(batch))  # type: ignore[arg-type]
+        return first
+
+    return GroupCommitter(flush), release
+
+
+def test_wake_up_chain_skips_an_abandoned_waiter() -> None:
+    committer, release = _committer_with_a_held_first_batch()
+    head = committer.submit(b"h")
+    waiters = [committer.submit(b"x") for _ in range(3)]
+    waiters[1]._abandoned = True  # as if interrupted: it will never call wait() again
+    got: list[tuple[int, float]] = []
+
+    def wait_last_two() -> None:
+        t0 = time.monotonic()
+        got.extend((w.wait(), time.monotonic() - t0) for w in (waiters[0], waiters[2]))
+
+    t = threading.Thread(target=wait_last_two)
+    t.start()
+    release.set()
+    assert head.wait() == 0
+    t.join(5)
+    committer.close()
+    assert [index for index, _ in got] == [1, 3]
+    assert got[-1][1] < SWEEP_AFTER  # woken through the chain, not by the writer's sweep
+
+
+def test_a_waiter_waited_for_out_of_order_is_released_by_the_sweep() -> None:
+    committer, release = _committer_with_a_held_first_batch()
+    committer.submit(b"h")
+    waiters = [committer.submit(b"x") for _ in range(3)]
+    release.set()
+    got: list[int] = []
+    t = threading.Thread(target=lambda: got.append(waiters[2].wait()))  # its predecessors never wait
+    t0 = time.monotonic()
+    t.start()
+    t.join(5)
+    committer.close()
+    assert got == [3]
+    assert time.monotonic() - t0 < 5

@@ -246,6 +246,31 @@ class SQLLogStore(ReviewMixin, ABC):
         """``record`` for the async gate: awaits the group commit without blocking the loop."""
         return await self._committer_for(envelope).submit_async(envelope)
 
+    def record_many(self, envelopes: Sequence[bytes]) -> list[int]:
+        """Append several envelopes at consecutive indices in one group commit; their indices, once durable.
+
+        For a caller that has several records at hand (one submission and one wake-up
+        instead of one per record); each envelope is still its own entry.
+        """
+        batch = self._checked_batch(envelopes)
+        first = self._committer_for(batch[0]).submit_many(batch).wait()
+        return list(range(first, first + len(batch)))
+
+    async def record_many_async(self, envelopes: Sequence[bytes]) -> list[int]:
+        """``record_many`` for async callers, without blocking the event loop."""
+        batch = self._checked_batch(envelopes)
+        first = await self._committer_for(batch[0]).submit_many_async(batch)
+        return list(range(first, first + len(batch)))
+
+    def _checked_batch(self, envelopes: Sequence[bytes]) -> tuple[bytes, ...]:
+        batch = tuple(envelopes)
+        if not batch:
+            raise AuditError("record_many needs at least one envelope")
+        for envelope in batch:
+            if not isinstance(envelope, bytes) or not envelope:
+                raise AuditError(f"an audit entry must be non-empty envelope bytes, got {type(envelope).__name__}")
+        return batch
+
     def _committer_for(self, envelope: bytes) -> GroupCommitter:
         if self._committer is None:
             raise AuditError(f"audit store {self._describe()} was opened without a log key and is read-only")

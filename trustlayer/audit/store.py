@@ -16,7 +16,7 @@ checkpoints is trusted by ``trustlayer.audit.verify``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
@@ -126,6 +126,14 @@ class AuditStore(Protocol):
 
     async def record_async(self, envelope: bytes) -> int:
         """``record`` for the async gate, without blocking the event loop."""
+        ...
+
+    def record_many(self, envelopes: Sequence[bytes]) -> list[int]:
+        """Append several envelopes at consecutive indices in one group commit; their indices."""
+        ...
+
+    async def record_many_async(self, envelopes: Sequence[bytes]) -> list[int]:
+        """``record_many`` without blocking the event loop."""
         ...
 
     def size(self) -> int:
