@@ -130,10 +130,12 @@ class GroupCommitter:
         return await done
 
     def _poke(self) -> None:
-        try:
-            self._wake.release()
-        except RuntimeError:
-            pass  # already awake
+        wake = self._wake
+        if wake.locked():  # unlocked: a wake-up is pending already (most submissions under load)
+            try:
+                wake.release()
+            except RuntimeError:
+                pass  # another submitter released it in between
 
     def _run(self) -> None:
         while True:

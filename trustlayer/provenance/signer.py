@@ -70,7 +70,7 @@ class RecordSigner:
             raise SignatureError(f"cannot sign the hop: a count or number is not an integer, or a text "
                                  f"field is not a string ({exc})") from exc
         envelope = self._envelope.sign(payload)
-        return Signed(envelope=envelope, digest=hashlib.sha256(envelope).hexdigest())
+        return Signed(envelope, hashlib.sha256(envelope).hexdigest())
 
     def close(self) -> None:
         """Give back unused reserved sequence numbers (also done at interpreter exit)."""
