@@ -27,6 +27,7 @@ from trustlayer.redaction.arbitrate import arbitrate, suppress
 from trustlayer.redaction.entities import DEFAULT_ENTITY_TYPES, ENTITY_TYPES, NER_ENTITY_TYPES
 from trustlayer.redaction.recognizers import Span, has_context, pattern_recognizers
 from trustlayer.redaction.recognizers.financial import cvv_near_cards
+from trustlayer.redaction.recognizers.health import in_term
 from trustlayer.redaction.recognizers.names import STOPWORDS
 from trustlayer.types import Finding, Message
 
@@ -135,6 +136,8 @@ class PiiDetector:
                 if label == "LOCATION" and not has_context(doc, start, end, _PERSONAL_PLACE, window=40):
                     continue
                 if label == "PERSON":
+                    if in_term(doc, start, end):
+                        continue  # an eponym inside a condition's name ("Crohn's disease"), not a person
                     trimmed = _trim_name(doc, start, end)
                     if trimmed is None:
                         continue

@@ -69,6 +69,9 @@ _DESCRIPTIONS: dict[str, str] = {
     "NL_BSN": "a Dutch citizen service number BSN (eleven-test validated)",
     "MEDICAL_LICENSE": "a US DEA registration number (checksum validated)",
     "MEDICAL_RECORD_NUMBER": "a medical record / patient number in context ('MRN', 'patient ID')",
+    "HEALTH_CONDITION": "a condition, medication or procedure stated about a person ('I have asthma', 'my son "
+                        "was diagnosed with epilepsy', 'I'm on metformin'); curated English term list, not "
+                        "general questions ('what causes diabetes?'); negated statements included",
     # -- credentials and secrets --------------------------------------------------------
     "API_KEY": "a provider token with a known shape: AWS access key id, GitHub, GitLab, Slack, Stripe, "
                "OpenAI, Anthropic, Google API keys, Hugging Face, SendGrid, Twilio, npm, PyPI",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from trustlayer.redaction.recognizers import contact, financial, identity, names, secrets
+from trustlayer.redaction.recognizers import contact, financial, health, identity, names, secrets
 from trustlayer.redaction.recognizers.base import Rule, RuleRecognizer, Span, has_context
 
 __all__ = ["Rule", "RuleRecognizer", "Span", "has_context", "pattern_recognizers"]
@@ -24,4 +24,5 @@ def pattern_recognizers() -> tuple[RuleRecognizer, ...]:
         RuleRecognizer("trustlayer-identity", identity.RULES),
         RuleRecognizer("trustlayer-contact", contact.RULES),
         RuleRecognizer("trustlayer-names", names.RULES),
+        RuleRecognizer("trustlayer-health", health.RULES),
     )
