@@ -44,7 +44,7 @@ def test_missing_file_is_a_usage_error() -> None:
 
 def test_test_runs_embedded_cases() -> None:
     code, out, _ = run("test", "eu-gdpr", "default")
-    assert code == 0 and out.strip().endswith("18 passed, 0 failed")
+    assert code == 0 and out.strip().endswith("23 passed, 0 failed")
     code, out, _ = run("test", str(ASSETS / "policy_failing_case.yaml"))
     assert code == 1
     assert "FAIL" in out and "policy_failing_case.yaml:22 this expectation is wrong on purpose" in out
