@@ -116,7 +116,7 @@ class SQLLogStore(ReviewMixin, ABC):
         return conn.execute(self._sql(statement), tuple(params))
 
     def _execmany(self, conn: Any, statement: str, rows: Sequence[Sequence[Any]]) -> None:
-        conn.cursor().executemany(self._sql(statement), [tuple(r) for r in rows])
+        conn.cursor().executemany(self._sql(statement), rows)
 
     def _read(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._read_lock:
@@ -210,11 +210,9 @@ class SQLLogStore(ReviewMixin, ABC):
                 self._sync_tree(conn)
                 first = self._tree.size
                 now = _now_us()
-                rows = []
-                for offset, envelope in enumerate(envelopes):
-                    lh = leaf_hash(envelope)
-                    rows.append((first + offset, envelope, lh, now))
-                    self._tree.append(lh)
+                leaves = [leaf_hash(envelope) for envelope in envelopes]
+                self._tree.extend(leaves)
+                rows = [(first + i, e, lh, now) for i, (e, lh) in enumerate(zip(envelopes, leaves, strict=True))]
                 self._execmany(conn, "INSERT INTO entries (idx, envelope, leaf_hash, recorded_at) "
                                      "VALUES (?, ?, ?, ?)", rows)
                 last = self._last_checkpoint_size(conn)
