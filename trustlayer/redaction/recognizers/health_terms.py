@@ -22,7 +22,7 @@ import re
 __all__ = ["CASE_SENSITIVE", "PERSON_TERMS", "TERMS", "expand"]
 
 _CONDITIONS = """
-diabetes, type 1 diabetes, type 2 diabetes, type one diabetes, type two diabetes, diabetes mellitus,
+diabetes, type (1|2|one|two|i|ii) diabetes( mellitus), diabetes mellitus,
 diabetes insipidus, gestational diabetes, prediabetes, pre diabetes, t1d, t2d, t2dm, dm2, insulin resistance,
 hypoglyc(a)emia, hyperglyc(a)emia,
 hypertension, high blood pressure, hypotension, low blood pressure, high cholesterol,
