@@ -45,16 +45,22 @@ class RecordSigner:
                  sequence_block: int = DEFAULT_BLOCK, clock: Callable[[], datetime] | None = None) -> None:
         if len(salt) < 16:
             raise SignatureError(f"the content salt must be at least 16 bytes (use {SALT_BYTES}), got {len(salt)}")
-        self.key = key
         self._salt = salt
         self._clock = clock
+        # the one key of this signer: the envelope signs with it and the statement names it
         self._envelope = EnvelopeSigner(key, _json.STATEMENT_MEDIA_TYPE)
+        self._key_id = key.key_id
         self.sequence = SequenceCounter(key.key_id, state_path, block=sequence_block)
+
+    @property
+    def key(self) -> SigningKey:
+        """The signing key."""
+        return self._envelope.key
 
     @property
     def key_id(self) -> str:
         """The id of the signing key."""
-        return self.key.key_id
+        return self._key_id
 
     def sign(self, hop: Hop) -> Signed:
         """Build the hop's in-toto statement, sign it, and return the envelope bytes and digest."""
@@ -62,7 +68,7 @@ class RecordSigner:
             # The same bytes as _json.dumps(records.build_statement(...)), written directly
             # (see _statement_json; a property test compares the two).
             payload = statement_json(
-                hop, salt=self._salt, key_id=self.key.key_id, sequence=self.sequence.next(),
+                hop, salt=self._salt, key_id=self._key_id, sequence=self.sequence.next(),
                 nonce=os.urandom(16).hex(),
                 time=time.time_ns() // 1_000_000 if self._clock is None else to_millis(self._clock()),
             )
@@ -77,4 +83,4 @@ class RecordSigner:
         self.sequence.close()
 
     def __repr__(self) -> str:
-        return f"RecordSigner(key_id={self.key.key_id[:16]}...)"
+        return f"RecordSigner(key_id={self._key_id[:16]}...)"
