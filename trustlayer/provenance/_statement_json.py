@@ -18,7 +18,7 @@ per-mille, as in ``build_statement``.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from json.encoder import encode_basestring_ascii
 from operator import index
 from typing import Any
@@ -42,10 +42,6 @@ def _strs(values: Iterable[Any]) -> str:
     return "[" + ",".join(map(_q, values)) + "]"
 
 
-def _str_map(items: Iterable[tuple[Any, Any]]) -> str:
-    return "{" + ",".join(_q(k) + ":" + _q(v) for k, v in items) + "}"
-
-
 def _opt(value: str | None) -> str:
     return "null" if value is None else _q(value)
 
@@ -54,9 +50,10 @@ def _decision(d: Decision | None) -> str:
     if d is None:
         return "null"
     # keys: classes, endpoint, id, operators, outcome, policy_digest, rule_ids
-    return (f'{{"classes":{_strs(sorted(d.classes))},"endpoint":{_q(d.endpoint)},"id":{_q(d.id)},'
-            f'"operators":{_str_map(sorted(d.operators.items()))},"outcome":{_q(d.outcome)},'
-            f'"policy_digest":{_q(d.policy_digest)},"rule_ids":{_strs(d.rule_ids)}}}')
+    operators = ",".join([f"{_q(k)}:{_q(v)}" for k, v in sorted(d.operators.items())])
+    return (f'{{"classes":[{",".join(map(_q, sorted(d.classes)))}],"endpoint":{_q(d.endpoint)},"id":{_q(d.id)},'
+            f'"operators":{{{operators}}},"outcome":{_q(d.outcome)},'
+            f'"policy_digest":{_q(d.policy_digest)},"rule_ids":[{",".join(map(_q, d.rule_ids))}]}}')
 
 
 def _verdict(v: Verdict | None) -> str:
@@ -68,10 +65,6 @@ def _verdict(v: Verdict | None) -> str:
             f'"agreement_permille":{permille},"answered_by":{_opt(v.answered_by)},'
             f'"dissenting":{_strs(v.dissenting)},"measure":{_q(v.measure)},"of":{index(v.of)},'
             f'"outcome":{_q(v.outcome)},"quorum":{index(v.quorum)}}}')
-
-
-def _counts(counts: Mapping[str, int]) -> str:
-    return "{" + ",".join(_q(k) + ":" + str(index(n)) for k, n in sorted(counts.items())) + "}"
 
 
 def statement_json(hop: Hop, *, salt: bytes, key_id: str, sequence: int, nonce: str, time: int) -> bytes:
@@ -93,10 +86,12 @@ def statement_json(hop: Hop, *, salt: bytes, key_id: str, sequence: int, nonce: 
             t.update(hop.content)
             transmitted = ',{"digest":{"sha256":"' + t.hexdigest() + '"},"name":"transmitted"}'
     # nonce and key_id go through the escaper too: a caller's bad value cannot break the JSON.
+    counts = ",".join([f"{_q(k)}:{index(n)}" for k, n in sorted(hop.entity_counts.items())])
+    model = hop.model
     text = (f'{_HEAD}{block},"conversation_id":{_q(hop.conversation_id)},"decision":{_decision(hop.decision)},'
-            f'"direction":{_q(hop.direction)},"entity_counts":{_counts(hop.entity_counts)},'
-            f'"key_id":{_q(key_id)},"model":{_opt(hop.model)},"nonce":{_q(nonce)},'
-            f'"parents":{_strs(hop.parents)},"route":{{"channel":{_q(route.channel)},'
+            f'"direction":{_q(hop.direction)},"entity_counts":{{{counts}}},'
+            f'"key_id":{_q(key_id)},"model":{"null" if model is None else _q(model)},"nonce":{_q(nonce)},'
+            f'"parents":[{",".join(map(_q, hop.parents))}],"route":{{"channel":{_q(route.channel)},'
             f'"recipient":{_q(route.recipient.id)},"sender":{_q(route.sender.id)}}},'
             f'"sequence":{index(sequence)},"time":{index(time)},"verdict":{_verdict(hop.verdict)}'
             f'{_PREDICATE_TYPE}{salted.hexdigest()}"}},"name":"content"}}{transmitted}]}}')
