@@ -118,7 +118,10 @@ class GroupCommitter:
 
     async def submit_async(self, envelope: bytes) -> int:
         """``submit`` and wait without blocking the event loop."""
-        return await self.submit_many_async((envelope,))
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[int] = loop.create_future()
+        self._enqueue((envelope,), Waiter(loop, done))
+        return await done
 
     async def submit_many_async(self, envelopes: tuple[bytes, ...]) -> int:
         """``submit_many`` and wait without blocking the event loop; the index of the first."""
