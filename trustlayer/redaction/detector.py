@@ -136,11 +136,9 @@ class PiiDetector:
                 if label == "LOCATION" and not has_context(doc, start, end, _PERSONAL_PLACE, window=40):
                     continue
                 if label == "PERSON":
-                    if in_term(doc, start, end):
-                        continue  # an eponym inside a condition's name ("Crohn's disease"), not a person
                     trimmed = _trim_name(doc, start, end)
-                    if trimmed is None:
-                        continue
+                    if trimmed is None or in_term(doc, *trimmed):
+                        continue  # no name left, or a drug or an eponym ("Wegovy", "Crohn's disease")
                     start, end = trimmed
                 spans.append(Span(label, start, end, score, f"spacy:{label.lower()}"))
         return [s for s in spans if s.score >= self.score_threshold]

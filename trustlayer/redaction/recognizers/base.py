@@ -55,8 +55,7 @@ class Rule:
     a match near one of the words scores ``context_score``; with ``context_required``
     a match without context is dropped. ``hint`` is a lower-case substring the text
     must contain for the rule to run at all, ``min_digits`` how many digits it must
-    hold (cheap prefilters). ``accept`` decides from the whole text whether a match at
-    ``(start, end)`` stands, for context a list of words cannot express. ``refine`` may cut
+    hold (cheap prefilters). ``refine`` may cut
     the value to the length it returns (``None`` drops it), for formats whose end a
     regular expression cannot see (a card number followed by its CVV).
     """
@@ -74,7 +73,6 @@ class Rule:
     name: str = ""
     refine: Callable[[str], int | None] | None = None
     min_digits: int = 0
-    accept: Callable[[str, int, int], bool] | None = None
 
     @property
     def detector(self) -> str:
@@ -101,8 +99,6 @@ class Rule:
                 if length is None:
                     continue
                 end = start + length
-            if self.accept is not None and not self.accept(text, start, end):
-                continue
             value = text[start:end]
             validated = False
             if self.validate is not None:

@@ -13,7 +13,8 @@ words) is a finding only in personal context, read from the clause it stands in:
   "Anna had a", "54-year-old male with"; a bare "I am" only before a term that describes
   a person ("I'm diabetic", "he is HIV positive"), never "I'm a diabetes nurse";
 - a clause that opens with a diagnosis cue ("Diagnosed with T2D in 2019");
-- a record field: "Dx:", "diagnosis:", "medications:", "allergies:";
+- someone describing themselves: "as someone with Crohn's";
+- a record field: "Dx:", "diagnosis:", "medications:", "allergies:", "reason:";
 - a list continuing one of these ("I have asthma, eczema and take cetirizine").
 
 Not personal: questions and hypotheticals ("do I have ...?", "can I take ...", "if my
@@ -37,10 +38,11 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 
-from trustlayer.redaction.recognizers.base import Rule
+from trustlayer.redaction.recognizers.base import Rule, Span
 from trustlayer.redaction.recognizers.health_terms import CASE_SENSITIVE, PERSON_TERMS, TERMS
 from trustlayer.redaction.recognizers.names import STOPWORDS
 
@@ -73,8 +75,11 @@ def _emit(node: _Trie) -> str:
     return branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
 
 
-LEXICON = re.compile(
-    r"(?<![\w-])(?:(?i:" + _trie_pattern(TERMS) + r")|" + _trie_pattern(CASE_SENSITIVE) + r")(?!\w|-\w)")
+_WHOLE = r"(?<![\w-])(?:{})(?!\w|-\w)"
+_LOWER = re.compile(_WHOLE.format(_trie_pattern(TERMS)))
+"""The case-insensitive terms, searched in the lower-cased text (three times faster than ``re.IGNORECASE``)."""
+_CASED = re.compile(_WHOLE.format(_trie_pattern(CASE_SENSITIVE)))
+LEXICON = re.compile(_WHOLE.format("(?i:" + _trie_pattern(TERMS) + ")|" + _trie_pattern(CASE_SENSITIVE)))
 """Every term of the list as a whole word (case-insensitive but for the capital abbreviations)."""
 
 # -- the vocabulary of personal context ----------------------------------------------------------------------
@@ -127,6 +132,8 @@ really very pretty quite own left right treatment-resistant drug-resistant
 """.split())
 """Words between the cue and the term: articles, severity, stage, "history of", "a course of"."""
 _DOSE = re.compile(r"\d+(?:[.,]\d+)?(?:mg|mcg|µg|g|ml|iu|units?)?$")
+_VISIT = frozenset("follow-up followup check-up checkup review post-op post pre-op".split())
+"""Words of a visit's reason before a term in a record field ("reason: follow-up after knee surgery")."""
 _LIST = frozenset("and or plus as well along also with but both then too & + /".split())
 _HYPOTHETICAL = frozenset("""
 if whether unless suppose supposing assuming imagine pretend say can could should would will shall may might must
@@ -137,13 +144,15 @@ _NOT_NAMES = STOPWORDS | frozenset("nobody somebody anybody children kids women 
                                    "many most diabetics someone".split())
 _NAME_VERBS = frozenset("has had is was takes took suffers suffered struggles lives got gets developed uses needs "
                         "started stopped tested survived beat underwent became".split())
+_NAME = re.compile(r"[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ']+(?:-[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ']+)*")
 _AGE = re.compile(r"\d{1,3}(?:-?(?:year|yr)s?-?old|yo|y/o|y\.o|[mf])$")
 _SEXES = frozenset("male female man woman boy girl m f gentleman lady".split())
 _LABEL = re.compile(
     r"(?:^|[^\w])(?:dx|hx|pmh|diagnos[ie]s|conditions?|medical (?:history|conditions?)|medications?|meds|rx|"
-    r"allerg(?:y|ies)|problem list|chief complaint|prescriptions?|procedures?|treatments?)[\"']?\s*[:=]", re.I)
+    r"allerg(?:y|ies)|problem list|chief complaint|prescriptions?|procedures?|treatments?|reason(?: for visit)?|"
+    r"indication|presenting complaint)[\"']?\s*[:=]", re.I)
 _TOPIC_AFTER = re.compile(
-    r"\s*(?:research\w*|stud(?:y|ies)|trials?|clinics?|cent(?:er|re)s?|wards?|units?|departments?|foundations?|"
+    r"[ \t]*(?:research\w*|stud(?:y|ies)|trials?|clinics?|cent(?:er|re)s?|wards?|units?|departments?|foundations?|"
     r"charit(?:y|ies)|associations?|societ(?:y|ies)|awareness|campaigns?|conferences?|programm?e?s?|projects?|"
     r"courses?|lectures?|class(?:es)?|modules?|exams?|articles?|papers?|essays?|books?|podcasts?|blogs?|forums?|"
     r"communit(?:y|ies)|websites?|epidemic|pandemic|crisis|rates?|statistics|prevalence|batter(?:y|ies)|ion|"
@@ -191,14 +200,16 @@ def _subject(words: list[str], originals: list[str], i: int) -> tuple[int, str] 
         if w in ("patient", "client") and (j == 0 or words[j - 1] == "the"):
             return max(j - 1, 0), "patient"
         return None
+    if w in ("someone", "somebody", "person", "woman", "man", "mother", "mum", "mom", "parent", "father", "dad") \
+            and i > 1 and (words[i - 2] == "as" or (words[i - 2] in ("a", "an") and i > 2 and words[i - 3] == "as")):
+        return i - 2 if words[i - 2] == "as" else i - 3, "self"  # "as someone with Crohn's"
     if w == "pt" or _AGE.match(w):
         return i - 1, "patient"
     if w in _SEXES and i > 1 and (_AGE.match(words[i - 2]) or words[i - 2] == "old"):
         return i - 1, "patient"
     if w == "old" and i > 2 and words[i - 2] in ("year", "years", "yr") and words[i - 3].isdigit():
         return i - 3, "patient"
-    original = originals[i - 1]
-    if original[:1].isupper() and original[1:].islower() and w not in _NOT_NAMES:
+    if _NAME.fullmatch(originals[i - 1]) and w not in _NOT_NAMES:
         return i - 1, "name"
     return None
 
@@ -247,9 +258,34 @@ def _clause_start(text: str, start: int) -> int:
 
 @lru_cache(maxsize=8)
 def _terms(text: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Starts and ends of every term in ``text`` (one scan per text, shared by the checks of its terms)."""
-    spans = [m.span() for m in LEXICON.finditer(text)]
+    """Starts and ends of every term in ``text``, longest first where two overlap (one scan per text)."""
+    lowered = text.lower()
+    if len(lowered) != len(text):  # a character whose lower case is longer ("İ"): offsets would shift
+        spans = [m.span() for m in LEXICON.finditer(text)]
+    else:
+        spans = [m.span() for m in _LOWER.finditer(lowered)]
+        cased = [m.span() for m in _CASED.finditer(text)] if lowered != text else []
+        if cased:
+            kept: list[tuple[int, int]] = []
+            for span in sorted(spans + cased, key=lambda s: (s[0], -s[1])):
+                if not kept or span[0] >= kept[-1][1]:
+                    kept.append(span)
+            spans = kept
+    if not spans:
+        return (), ()
     return tuple(s for s, _ in spans), tuple(e for _, e in spans)
+
+
+@dataclass(frozen=True, slots=True)
+class _LexiconRule(Rule):
+    """A :class:`Rule` over the term list: one scan, each term kept only in personal context."""
+
+    def find(self, text: str) -> Iterator[Span]:
+        """Yield the terms of ``text`` that are stated about a person."""
+        starts, ends = _terms(text)
+        for start, end in zip(starts, ends, strict=True):
+            if personal(text, start, end):
+                yield Span(self.entity_type, start, end, self.score, self.detector)
 
 
 def in_term(text: str, start: int, end: int) -> bool:
@@ -270,7 +306,8 @@ def personal(text: str, start: int, end: int) -> bool:
     line = text[max(0, text.rfind("\n", 0, start) + 1, start - _WINDOW):start]
     if ":" in line or "=" in line:
         labels = list(_LABEL.finditer(line))
-        if labels and all(w in _FILL or _DOSE.match(w) for w in _words(line[labels[-1].end():])):
+        if labels and all(w in _FILL or w in _LINK or w in _VISIT or _DOSE.match(w)
+                          for w in _words(line[labels[-1].end():])):
             return True
     # A list continuing a personal term: "I have asthma, eczema and take cetirizine".
     starts, ends = _terms(text)
@@ -282,7 +319,7 @@ def personal(text: str, start: int, end: int) -> bool:
     return False
 
 
-RULE = Rule("HEALTH_CONDITION", LEXICON, score=0.85, accept=personal, name="trustlayer:health_condition")
+RULE = _LexiconRule("HEALTH_CONDITION", LEXICON, score=0.85, name="trustlayer:health_condition")
 """The term list, gated by personal context."""
 
 RULES: tuple[Rule, ...] = (RULE,)

@@ -57,7 +57,7 @@ cerebral palsy, neuropathy, fibromyalgia, chronic fatigue syndrome, restless leg
 lupus, rheumatoid arthritis, arthritis, osteoarthritis, psoriatic arthritis, gout, osteoporosis, osteopenia,
 scoliosis, psoriasis, eczema, acne, rosacea, vitiligo, alopecia,
 crohn's, crohn's disease, ulcerative colitis, colitis, ibs, irritable bowel syndrome, ibd,
-inflammatory bowel disease, co(e)liac disease, co(e)liac, gluten intolerance, lactose intolerance, gerd,
+inflammatory bowel disease, c(o)eliac disease, c(o)eliac, gluten intolerance, lactose intolerance, gerd,
 acid reflux, stomach ulcer(s), ulcer(s), gallstones, kidney stone(s), kidney disease, chronic kidney disease, ckd,
 kidney failure, renal failure, liver disease, fatty liver, fatty liver disease, cirrhosis, hernia,
 h(a)emorrhoids, incontinence, enlarged prostate,
@@ -73,7 +73,38 @@ blindness, down syndrome, down's syndrome, spina bifida, muscular dystrophy, tou
 tourette's syndrome, dyslexia, dyspraxia, learning disability, intellectual disability,
 chronic pain, back pain, chronic back pain, chest pain(s), allergy, allergies, food allergy, food allergies,
 peanut allergy, nut allergy, penicillin allergy, hay fever, anaphylaxis, paralysis, sleep disorder,
-blood sugar, blood glucose, a1c, hba1c, blood pressure, cholesterol
+blood sugar, blood glucose, a1c, hba1c, blood pressure, cholesterol,
+sciatica, plantar fasciitis, carpal tunnel, carpal tunnel syndrome, diverticulitis, diverticulosis,
+herniated disc, slipped disc, bulging disc, tendonitis, tendinitis, bursitis, frozen shoulder, rotator cuff tear,
+torn acl, acl tear, torn meniscus, tennis elbow, spondylitis, ankylosing spondylitis, sjogren's, sjogren's syndrome,
+scleroderma, sarcoidosis, myasthenia gravis, guillain barre syndrome, bell's palsy, trigeminal neuralgia,
+hyperhidrosis, ehlers danlos syndrome, gastroparesis, pancreatitis, gastritis, h pylori, hiatal hernia,
+hiatus hernia, barrett's (o)esophagus, cold sores, scabies, mrsa, c diff, cellulitis, stillbirth,
+dissociative identity disorder, body dysmorphia, body dysmorphic disorder, agoraphobia, health anxiety,
+trichotillomania, selective mutism,
+meniere's disease, polymyalgia rheumatica, atrial flutter, heart palpitations, palpitations, high triglycerides,
+kidney infection(s), bladder infection(s), cystitis, interstitial cystitis, pyelonephritis, overactive bladder,
+prostatitis, low testosterone, vaginismus, adenomyosis, fibroid(s), uterine fibroid(s), ovarian cyst(s),
+postpartum psychosis, postpartum anxiety, perinatal depression, seasonal depression, retinal detachment,
+detached retina, keratoconus, otosclerosis, chronic sinusitis, nasal polyps, deviated septum, tmj disorder,
+bruxism, gum disease, periodontitis, hidradenitis suppurativa, urticaria, chronic hives, dermatitis,
+atopic dermatitis, contact dermatitis, bronchiectasis, pulmonary hypertension, aortic stenosis,
+mitral valve prolapse, heart valve disease, peripheral neuropathy, diabetic neuropathy, essential tremor,
+whiplash, bunion(s), spinal stenosis, degenerative disc disease, gastroenteritis, norovirus, conjunctivitis,
+pink eye, ear infection(s), glue ear, laryngitis, pleurisy, lymph(o)edema, lipedema, raynaud's, raynaud's disease,
+h(a)emochromatosis, gilbert's syndrome, marfan syndrome, turner syndrome, klinefelter syndrome,
+fragile x syndrome, rett syndrome, prader willi syndrome, huntington's, tay sachs, g6pd deficiency,
+factor v leiden, von willebrand disease, polyc(y)th(a)emia, neutropenia, amyloidosis, dysthymia,
+persistent depressive disorder, cyclothymia, adjustment disorder, conversion disorder, hoarding disorder,
+avoidant personality disorder, narcissistic personality disorder, antisocial personality disorder, catatonia,
+delirium, psychotic episode, nervous breakdown, opioid use disorder, alcohol use disorder,
+substance use disorder, cocaine addiction, heroin addiction, meth addiction, neuralgia, occipital neuralgia,
+chiari malformation, hydrocephalus, brain injury, spinal cord injury, aphasia, dystonia, ataxia,
+transverse myelitis, encephalitis, radiculopathy, long qt syndrome, wolff parkinson white syndrome,
+thyroid nodule(s), goit(e)r, hyperemesis gravidarum, placenta pr(a)evia, preterm labo(u)r, low sperm count,
+azoospermia, endometrial cancer, cervical dysplasia, trichomoniasis, pelvic inflammatory disease,
+head and neck cancer, throat cancer, mouth cancer, oral cancer, bile duct cancer, cholangiocarcinoma,
+neuroblastoma, retinoblastoma, osteosarcoma, brca mutation, brca1, brca2, lynch syndrome
 """
 
 _MEDICATIONS = """
@@ -108,7 +139,41 @@ tamoxifen, letrozole, anastrozole, herceptin, keytruda,
 ibuprofen, advil, paracetamol, acetaminophen, tylenol, aspirin, naproxen, aleve,
 isotretinoin, accutane, finasteride, propecia, minoxidil, sildenafil, viagra, tadalafil, cialis,
 estradiol, (o)estrogen, progesterone, hrt, hormone replacement therapy, testosterone, puberty blockers,
-birth control, birth control pill(s), contraceptive pill(s)
+birth control, birth control pill(s), contraceptive pill(s), the pill, morning after pill, plan b,
+cetirizine, zyrtec, loratadine, claritin, fexofenadine, allegra, diphenhydramine, benadryl, hydroxyzine,
+buspirone, buspar, mesalamine, mesalazine, lialda, asacol, budesonide, entocort, azathioprine, rinvoq, xeljanz,
+otezla, skyrizi, cosentyx, ocrevus, tecfidera, copaxone, sumatriptan, imitrex, rizatriptan, celecoxib, celebrex,
+meloxicam, diclofenac, cyclobenzaprine, baclofen, tizanidine, ondansetron, zofran, doxepin, clonidine,
+guanfacine, intuniv, modafinil, provigil, armodafinil, naloxone, narcan, nicotine patch(es), varenicline,
+champix, chantix, acyclovir, valacyclovir, valtrex, paxlovid, tamiflu, oseltamivir, fluconazole, diflucan,
+clomid, clomiphene, misoprostol, mifepristone, levonorgestrel, depo provera, nexplanon, mirena,
+insulin glargine, tresiba, toujeo, glyburide, pioglitazone, rybelsus, contrave, phentermine, orlistat, lasix,
+entresto, ticagrelor, brilinta, pradaxa, dabigatran, ezetimibe, zetia, repatha, allopurinol, colchicine,
+febuxostat, alendronate, fosamax, prolia, tamsulosin, flomax, oxybutynin, mirabegron, myrbetriq, tretinoin,
+minocycline, methylprednisolone, medrol, flovent, qvar, spiriva, trelegy, xolair, nucala, epinephrine,
+vortioxetine, trintellix, vraylar, cariprazine, latuda, lurasidone, rexulti, brexpiprazole, spravato, esketamine,
+ketamine, vivitrol, antabuse, disulfiram, acamprosate, dexedrine, dextroamphetamine, focalin,
+dexmethylphenidate, qelbree, toprol, coreg, hydralazine, isosorbide, ranolazine, invokana, canagliflozin, actos,
+basaglar, novorapid, fiasp, armour thyroid, cytomel, liothyronine, evenity, taltz, entyvio, vedolizumab, imuran,
+cellcept, mycophenolate, tacrolimus, prograf, cyclosporine, benlysta, nurtec, ubrelvy, aimovig, emgality, ajovy,
+vimpat, lacosamide, briviact, xcopri, onfi, clobazam, sinemet, levodopa, carbidopa, ropinirole, pramipexole,
+aricept, donepezil, memantine, namenda, leqembi, genvoya, triumeq, dovato, cabenuva, harvoni, epclusa, sovaldi,
+mavyret, revlimid, ibrance, tagrisso, opdivo, arimidex, femara, lupron, zoladex, xtandi, zytiga, capecitabine,
+xeloda, cisplatin, carboplatin, paclitaxel, taxol, docetaxel, doxorubicin, cyclophosphamide, rituximab,
+rituxan, imatinib, gleevec, avastin, bevacizumab, trastuzumab, pembrolizumab, nivolumab, subutex, sublocade,
+temazepam, zopiclone, eszopiclone, lunesta, belsomra, prazosin, trileptal, oxcarbazepine, zonisamide,
+phenytoin, dilantin, phenobarbital, epidiolex, glimepiride, janumet, byetta, exenatide, bydureon, qsymia,
+heparin, lovenox, enoxaparin, amiodarone, flecainide, sotalol, diltiazem, verapamil, nifedipine, hctz,
+chlorthalidone, bumetanide, torsemide, eplerenone, nebivolol, bystolic, olmesartan, irbesartan, telmisartan,
+candesartan, doxazosin, terazosin, pravastatin, lovastatin, fenofibrate, gemfibrozil, vascepa, praluent,
+leqvio, prasugrel, cilostazol, tiotropium, ipratropium, atrovent, pulmicort, dulera, breztri, tezspire,
+fasenra, ofev, trikafta, kalydeco, tremfya, sotyktu, acitretin, cimzia, simponi, orencia, actemra, olumiant,
+leflunomide, sulfasalazine, linzess, linaclotide, amitiza, xifaxan, rifaximin, creon, ursodiol, sucralfate,
+famotidine, pepcid, dexilant, protonix, zantac, vesicare, solifenacin, tolterodine, proscar, avodart,
+dutasteride, estrace, premarin, provera, medroxyprogesterone, norethindrone, nuvaring, kyleena, paragard,
+apretude, cabotegravir, stribild, odefsey, atripla, raltegravir, dolutegravir, tivicay, darunavir, tenofovir,
+emtricitabine, entecavir, bactrim, keflex, macrobid, levofloxacin, zithromax, z pack, flagyl, vancomycin,
+isoniazid, ivermectin, terbinafine
 """
 
 _PROCEDURES = """
@@ -120,7 +185,11 @@ triple bypass, angioplasty, stent(s), pacemaker, kidney transplant, liver transp
 lung transplant, bone marrow transplant, stem cell transplant, gastric bypass, gastric sleeve,
 bariatric surgery, weight loss surgery, spinal fusion, amputation, cataract surgery,
 electroconvulsive therapy, psychotherapy, cognitive behaviou(r)al therapy, rehab, physical therapy,
-physiotherapy, blood transfusion, gender affirming surgery, top surgery
+physiotherapy, blood transfusion, gender affirming surgery, top surgery, rotator cuff surgery, acl surgery,
+acl reconstruction, meniscus surgery, back surgery, spine surgery, carpal tunnel surgery, gallbladder removal,
+cholecystectomy, hernia repair, hernia surgery, colostomy, ileostomy, stoma, knee surgery, hip surgery,
+shoulder surgery, tubal ligation, egg freezing, embryo transfer, sterili(z|s)ation, prostatectomy,
+thyroidectomy, nephrectomy, laminectomy, discectomy
 """
 
 _PERSON_TERMS = """
@@ -128,11 +197,12 @@ diabetic, prediabetic, asthmatic, epileptic, autistic, bipolar, schizophrenic, a
 alcoholic, dyslexic, an(a)emic, obese, infertile, pregnant, lactose intolerant, gluten intolerant,
 hiv positive, hiv negative, covid positive, deaf, visually impaired, legally blind, hard of hearing,
 paraly(z|s)ed, paraplegic, quadriplegic, immunocompromised, hypertensive, hypoglyc(a)emic, amputee,
-co(e)liac, colo(u)r blind, neurodivergent, diabetic
+c(o)eliac, colo(u)r blind, hypothyroid, hyperthyroid, neurodivergent, diabetic
 """
 
 _CASE_SENSITIVE = """
-AIDS, STD(s), STI(s), BPD, TBI, ALS, HTN, CHF, OSA, PrEP, IUD, MRI, PET scan, CT scan, ECT, PMDD, MDD
+AIDS, STD(s), STI(s), BPD, TBI, ALS, HTN, CHF, OSA, PrEP, IUD, MRI, PET scan, CT scan, ECT, PMDD, MDD, POTS, TMJ,
+SVT, DCIS, ITP, MGUS
 """
 
 
