@@ -138,6 +138,14 @@ def test_a_name_next_to_a_condition_is_still_found(full: Redactor) -> None:
     assert any(t == "PERSON" and "Schmidt" in v for t, v in found)
 
 
+def test_a_condition_is_replaced_wherever_it_recurs_in_any_case(fast: Redactor) -> None:
+    text = "I have Diabetes. Is diabetes hereditary? My sister asked about DIABETES too."
+    msg = Message.from_text(text, conversation_id="rep")
+    out, findings = fast.redact(msg)
+    assert len(findings) == 3 and "iabetes" not in (out.text or "").lower()
+    assert fast.restore(out) == msg
+
+
 def test_round_trip_restores_the_condition(fast: Redactor) -> None:
     text = "I was diagnosed with type 1 diabetes and I'm on insulin. Is fasting safe for me?"
     msg = Message.from_text(text, conversation_id="rt")

@@ -241,8 +241,8 @@ def _widen_name(doc: str, span: Span) -> Span:
 def _repeats(doc: str, spans: Sequence[Span]) -> list[Span]:
     """Other mentions of values already found (a name's parts, the same e-mail in another turn).
 
-    One pass per kind over the document, whatever the number of values: name parts
-    match in any case ("Bob" ... "bob"), other values exactly.
+    One pass per kind over the document, whatever the number of values: name parts and
+    health conditions match in any case ("Bob" ... "bob"), other values exactly.
     """
     exact: dict[str, Span] = {}
     names: dict[str, Span] = {}
@@ -250,6 +250,8 @@ def _repeats(doc: str, spans: Sequence[Span]) -> list[Span]:
         value = doc[span.start:span.end]
         if len(value) >= 4:
             exact.setdefault(value, span)
+        if span.entity_type == "HEALTH_CONDITION" and len(value) >= 3:
+            names.setdefault(value.lower(), span)  # "Diabetes ... diabetes": a condition in any case
         if span.entity_type == "PERSON":
             for word in re.findall(r"[^\W\d_][\w'’-]*", value):
                 if len(word) >= 3 and word.lower().replace("'", "").replace("’", "") not in STOPWORDS:
