@@ -9,6 +9,11 @@ The evaluation set is built here, seeded and reproducible: Faker values in seven
 locales (en_US, en_GB, de_DE, fr_FR, it_IT, es_ES, nl_NL) put into realistic prompts
 to assistants, log lines, configs with credentials, tool-call payloads, multi-turn
 chats, and messages with no personal data at all. Each inserted value is a label.
+A second block (``--health``, its own random stream, so the first ``--n`` messages are
+the same as before it existed) adds health statements about a person (the condition,
+medication or procedure is a ``HEALTH_CONDITION`` label) and general medical questions
+with no personal data, which must pass unaltered ("clean medical"). Its term lists
+were written apart from the recognizer's and hold terms the recognizer does not know.
 
 Per entity type it prints precision, recall and F2 (span overlap, same type family)
 and the leak rate: the share of labelled values found verbatim (as a word) in what
@@ -337,6 +342,149 @@ def clean_fill(v: Values, template: str) -> str:
     return re.sub(r"\{([A-Z]+\d?)\}", lambda m: vals[m.group(1)], template)
 
 
+CLEAN_KINDS = ("clean", "clean_medical")
+ALTERED: dict[tuple[object, str], int] = {}  # (system, kind) -> clean messages of that kind altered
+
+# ---------------------------------------------------------------- health ------------------------------------
+
+CONDITIONS = [
+    "diabetes", "type 2 diabetes", "type 1 diabetes", "asthma", "epilepsy", "depression", "anxiety", "bipolar disorder",
+    "ADHD", "PTSD", "OCD", "schizophrenia", "multiple sclerosis", "Crohn's disease", "ulcerative colitis", "IBS",
+    "celiac disease", "rheumatoid arthritis", "lupus", "fibromyalgia", "migraines", "hypertension",
+    "high blood pressure", "atrial fibrillation", "heart failure", "breast cancer", "prostate cancer", "leukemia",
+    "lymphoma", "melanoma", "HIV", "hepatitis C", "endometriosis", "PCOS", "hypothyroidism", "Hashimoto's",
+    "psoriasis", "eczema", "sleep apnea", "insomnia", "COPD", "long COVID", "Parkinson's", "Alzheimer's",
+    "dementia", "autism", "an eating disorder", "anorexia", "kidney disease", "gout", "glaucoma", "tinnitus",
+    "sciatica", "plantar fasciitis", "carpal tunnel syndrome", "a herniated disc", "diverticulitis", "shingles",
+    "postpartum depression", "social anxiety", "osteoporosis", "anemia", "kidney stones", "Lyme disease",
+]
+MEDICATIONS = [
+    "metformin", "insulin", "sertraline", "escitalopram", "Lexapro", "levothyroxine", "Ozempic", "Wegovy",
+    "lisinopril", "amlodipine", "atorvastatin", "Adderall", "Concerta", "lamotrigine", "lithium", "quetiapine",
+    "prednisone", "methotrexate", "Humira", "Eliquis", "warfarin", "gabapentin", "pregabalin", "propranolol",
+    "spironolactone", "montelukast", "omeprazole", "Xanax", "PrEP", "tamoxifen", "losartan", "duloxetine",
+    "cetirizine", "buspirone", "hydroxyzine", "mesalamine", "the pill", "antidepressants", "antibiotics",
+]
+PROCEDURES = [
+    "chemotherapy", "a colonoscopy", "IVF", "dialysis", "a hysterectomy", "a knee replacement", "gastric bypass",
+    "radiotherapy", "a mastectomy", "heart surgery", "a biopsy", "physical therapy", "rotator cuff surgery",
+]
+PERSON_STATES = ["diabetic", "pregnant", "epileptic", "HIV positive", "asthmatic", "bipolar", "autistic", "anemic"]
+INFECTIONS = ["COVID", "COVID-19", "the flu", "strep throat", "chlamydia", "hepatitis B"]
+RELATIVES = ["son", "daughter", "mother", "father", "husband", "wife", "partner", "grandmother", "brother",
+             "sister", "mum", "dad"]
+
+HEALTH = [
+    "I was diagnosed with {COND} last year. What should I change in my diet?",
+    "My {REL} has {COND}; how can I support them at home?",
+    "I've been taking {MED} for three months and I feel tired all the time. Is that normal?",
+    "I'm on {MED} and {MED2}. Can I drink coffee?",
+    "My {COND} is getting worse and I have an interview on Monday. Any tips to stay calm?",
+    "Hi, I'm {NAME}. I have {COND} and need a letter to my employer asking for flexible hours.",
+    "My {REL} was recently diagnosed with {COND} and started {MED} this week.",
+    "{NAME} has {COND}, so please plan the team offsite with that in mind.",
+    "I'm {STATE} and travelling to {CITY} next month; what should I pack?",
+    "Since my {PROC} I can't sleep well. What could help?",
+    "I suffer from {COND} and my doctor prescribed {MED}. What side effects should I watch for?",
+    "Patient note: 62-year-old female with {COND}, currently on {MED}. Summarize for the handover.",
+    "I don't have {COND} but my {REL} does. Is it hereditary?",
+    "Tested positive for {INF} yesterday, can I still fly on Friday?",
+    "As someone with {COND}, which kinds of jobs would suit me?",
+    "My doctor thinks I might have {COND}. What tests will they run?",
+    "Can you help me tell my boss that I'm having {PROC} next month?",
+    "I stopped taking {MED} last week and now I feel dizzy.",
+    "Write a message to my landlord: I'm {STATE} and can't carry heavy boxes up the stairs.",
+    "We just found out our {REL} has {COND}. Where do we start?",
+]
+HEALTH_CHATS = [
+    ["I need some advice about my health.", "Of course. What's going on?",
+     "I have {COND} and I'm on {MED}. Is it safe to run a half marathon?"],
+    ["Can you help me plan meals?", "Sure! Any dietary needs?", "Yes, my {REL} has {COND}."],
+]
+HEALTH_TOOLS = [
+    ("update_patient_record", {"patient_name": "{NAME}", "diagnosis": "{COND}", "medication": "{MED}"}),
+    ("book_appointment", {"patient": "{NAME}", "reason": "follow-up after {PROC}", "clinic": "Outpatients B"}),
+]
+MEDICAL_QUESTIONS = [
+    "What causes {COND}?",
+    "Explain how {MED} works, in simple words.",
+    "What are the early signs of {COND}?",
+    "Is {MED} safe during pregnancy?",
+    "Write a short patient leaflet about {COND}.",
+    "Compare {MED} and {MED2} for adults.",
+    "How common is {COND} in people over 60?",
+    "Summarize recent research on {COND} treatments.",
+    "What is the usual starting dose of {MED}?",
+    "Can {MED} interact with alcohol?",
+    "How long does recovery from {PROC} usually take?",
+    "What happens during {PROC}?",
+    "My nursing exam covers {COND}; quiz me with five questions.",
+    "I'm writing an article about {COND} for our company newsletter.",
+    "What's the difference between {COND} and {COND2}?",
+    "Draft a tweet for {COND} awareness week.",
+    "Which foods should people with {COND} avoid?",
+    "Translate 'take {MED} with food' into German.",
+    "Do I need a prescription for {MED} in Spain?",
+    "Our clinic wants an FAQ page about {PROC}; list ten questions.",
+    "Who discovered {MED}, and when?",
+    "Is {COND} contagious?",
+]
+
+
+def health_fill(v: Values, b: Builder, template: str, label: bool) -> str:
+    """Fill health slots ({COND}, {MED}, {PROC}, {STATE}, {INF} labelled when ``label``; {REL} never) and names."""
+    pools = {"COND": CONDITIONS, "MED": MEDICATIONS, "PROC": PROCEDURES, "STATE": PERSON_STATES, "INF": INFECTIONS}
+    chosen: dict[str, str] = {}
+
+    def sub(m: re.Match[str]) -> str:
+        slot = m.group(1)
+        base = slot.rstrip("0123456789")
+        if base == "REL":
+            return v.pick(RELATIVES)
+        if base not in pools:
+            return b.fill("{" + slot + "}")
+        if slot not in chosen:
+            value = v.pick([x for x in pools[base] if x not in chosen.values()])
+            chosen[slot] = value
+            if label:
+                # the condition itself is the label, without "a" ("a colonoscopy" -> "colonoscopy")
+                b.labels.append(("HEALTH_CONDITION", re.sub(r"^(?:a|an) ", "", value)))
+        return chosen[slot]
+
+    return re.sub(r"\{([A-Z]+\d?)\}", sub, template)
+
+
+def build_health(n: int, seed: int) -> list[Case]:
+    """Health statements about a person (labelled) and general medical questions (clean), 60/40."""
+    v = Values(seed + 10_007)  # its own stream: build(n, seed) stays what it was
+    cases: list[Case] = []
+    for i in range(n):
+        b = Builder(v, v.pick(LOCALES))
+        if v.rnd.random() >= 0.6:
+            case = Case("clean_medical")
+            case.turns = [{"role": "user", "content": health_fill(v, b, v.pick(MEDICAL_QUESTIONS), label=False)}]
+        else:
+            case = Case("health")
+            shape = v.rnd.random()
+            if shape < 0.75:
+                case.turns = [{"role": "user", "content": health_fill(v, b, v.pick(HEALTH), label=True)}]
+            elif shape < 0.88:
+                script = v.pick(HEALTH_CHATS)
+                case.turns = [{"role": r, "content": health_fill(v, b, t, label=True)}
+                              for r, t in zip(["user", "assistant", "user"], script, strict=False)]
+            else:
+                name, args = v.pick(HEALTH_TOOLS)
+                filled = {k: health_fill(v, b, x, label=True) for k, x in args.items()}
+                case.turns = [{"role": "user", "content": "Do it."},
+                              {"role": "assistant", "content": None, "tool_calls": [
+                                  {"id": f"call_h{i}", "type": "function", "function": {
+                                      "name": name, "arguments": json.dumps(filled, ensure_ascii=False)}}]},
+                              {"role": "tool", "tool_call_id": f"call_h{i}", "content": "ok"}]
+        case.labels = b.labels
+        cases.append(case)
+    return cases
+
+
 def build(n: int, seed: int) -> list[Case]:
     v = Values(seed)
     cases: list[Case] = []
@@ -399,10 +547,12 @@ def score(cases: list[Case], predict) -> tuple[dict[str, Tally], float]:  # type
     altered = clean = 0
     for case in cases:
         fields, outbound = predict(case)
-        if case.kind == "clean":
+        if case.kind in CLEAN_KINDS:
             clean += 1
             original = "\n".join(t.get("content") or "" for t in case.turns)
-            altered += outbound != original
+            changed = outbound != original
+            altered += changed
+            ALTERED[(predict, case.kind)] = ALTERED.get((predict, case.kind), 0) + changed
         for etype, value in case.labels:
             t = tallies[etype]
             t.true += 1
@@ -448,7 +598,7 @@ def trustlayer_system():  # type: ignore[no-untyped-def]
             preds = [(f.entity_type, f.start, f.end) for f in findings if f.path == path]
             fields.append((text, preds))
         outbound = "\n".join(t for _, t in out.texts())
-        if case.kind == "clean":
+        if case.kind in CLEAN_KINDS:
             outbound = "\n".join(t.get("content") or "" for t in out.to_openai())
         return fields, outbound
 
@@ -490,19 +640,26 @@ def presidio_system():  # type: ignore[no-untyped-def]
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=700)
+    ap.add_argument("--health", type=int, default=200, help="health statements and general medical questions")
     ap.add_argument("--seed", type=int, default=2027)
     args = ap.parse_args()
-    cases = build(args.n, args.seed)
+    cases = build(args.n, args.seed) + build_health(args.health, args.seed)
     labels = sum(len(c.labels) for c in cases)
     print(f"evaluation set: {len(cases)} messages (seed {args.seed}), {labels} labelled values, "
-          f"{sum(c.kind == 'clean' for c in cases)} clean messages, locales {', '.join(LOCALES)}")
+          f"{sum(c.kind in CLEAN_KINDS for c in cases)} clean messages "
+          f"({sum(c.kind == 'clean_medical' for c in cases)} of them general medical questions), "
+          f"{sum(c.kind == 'health' for c in cases)} health statements, locales {', '.join(LOCALES)}")
 
     t0 = time.perf_counter()
     tl_predict, failures = trustlayer_system()
     tl, tl_altered = score(cases, tl_predict)
     t1 = time.perf_counter()
-    pr, pr_altered = score(cases, presidio_system())
+    pr_predict = presidio_system()
+    pr, pr_altered = score(cases, pr_predict)
     t2 = time.perf_counter()
+    medical = max(sum(c.kind == "clean_medical" for c in cases), 1)
+    tl_medical = ALTERED.get((tl_predict, "clean_medical"), 0) / medical
+    pr_medical = ALTERED.get((pr_predict, "clean_medical"), 0) / medical
 
     types = sorted({t for c in cases for t, _ in c.labels})
     cells = f"{'P':>5} {'R':>5} {'F2':>5} {'leak':>6}"
@@ -539,7 +696,8 @@ def main() -> None:
     a, b = total(tl, lambda k: True), total(pr, lambda k: True)
     pa, ra = a.correct / max(a.pred, 1), a.found / max(a.true, 1)
     pb, rb = b.correct / max(b.pred, 1), b.found / max(b.true, 1)
-    print(f"\nclean messages altered: trustlayer {tl_altered:.1%}, Presidio {pr_altered:.1%}")
+    print(f"\nclean messages altered: trustlayer {tl_altered:.1%}, Presidio {pr_altered:.1%}; "
+          f"of the general medical questions: trustlayer {tl_medical:.1%}, Presidio {pr_medical:.1%}")
     print(f"overall F2: trustlayer {f2(pa, ra):.3f}, Presidio {f2(pb, rb):.3f}, "
           f"difference {f2(pa, ra) - f2(pb, rb):+.3f}")
     print(f"leak rate: trustlayer {a.leaks / max(a.true, 1):.2%}, Presidio {b.leaks / max(b.true, 1):.2%} "
@@ -552,6 +710,7 @@ def main() -> None:
         ("leak rate <= 1% overall", a.leaks / max(a.true, 1) <= 0.01),
         ("0% leaks for validated formats and credentials", leak_v == 0 and leak_c == 0),
         ("clean messages altered <= 5%", tl_altered <= 0.05),
+        ("general medical questions altered <= 5%", tl_medical <= 0.05),
         ("F2 above Presidio's by >= 0.15", f2(pa, ra) - f2(pb, rb) >= 0.15),
         ("round trip for every message", not failures),
     ]
