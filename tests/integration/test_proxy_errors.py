@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
-from integration.proxy_upstream import CLIENT_KEY, Upstream, create_upstream, proxy_for
+from integration.proxy_upstream import (
+    CLIENT_KEY,
+    UPSTREAM_KEY,
+    UPSTREAM_KEY_ENV,
+    Upstream,
+    cloud_endpoint,
+    create_upstream,
+    proxy_for,
+)
 from stagekit import (
+    DEVICE,
     BlockAll,
     FixedVerifier,
     Hanging,
@@ -21,7 +32,8 @@ from stagekit import (
     make_gate,
 )
 
-from trustlayer.intercept.proxy import MAX_BODY_BYTES
+from trustlayer.endpoints import client_for
+from trustlayer.intercept.proxy import MAX_BODY_BYTES, create_app
 from trustlayer.intercept.proxy_cli import BackgroundServer
 from trustlayer.types import VerifyRequirement
 
@@ -240,3 +252,24 @@ def test_answers_policy_wants_verified_are_held_until_verified(upstream_server: 
         # Nothing of the unverified answer was streamed before the verdict: only the error event.
         assert streamed.status_code == 200
         assert "You said" not in streamed.text and '"verification_failed"' in streamed.text
+
+
+def test_concurrent_first_requests_make_one_upstream_client(upstream_server: tuple[Upstream, str],
+                                                            upstream: Upstream) -> None:
+    # Non-streamed exchanges pick their client in worker threads: the first ones, all at once, must share one.
+    made: list[Any] = []
+
+    def counting(endpoint: Any) -> Any:
+        time.sleep(0.05)  # widen the window in which a second thread could make another
+        made.append(client_for(endpoint))
+        return made[-1]
+
+    os.environ[UPSTREAM_KEY_ENV] = UPSTREAM_KEY
+    app = create_app(make_gate(), sender=DEVICE, upstream=cloud_endpoint(upstream_server[1]), api_keys=(CLIENT_KEY,),
+                     clients=counting)
+    with BackgroundServer(app) as server, ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(lambda _: httpx.post(server.url + "/v1/chat/completions", json=HELLO,
+                                                     headers=AUTH, timeout=20), range(8)))
+    assert [r.status_code for r in replies] == [200] * 8
+    assert all(SECRET in r.json()["choices"][0]["message"]["content"] for r in replies)
+    assert len(made) == 1

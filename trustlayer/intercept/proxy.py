@@ -21,6 +21,7 @@ import hmac
 import json
 import logging
 import secrets
+import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
@@ -82,6 +83,7 @@ class _Proxy:
         self._keys = tuple(k.encode() for k in api_keys if k)
         self._make_client = clients
         self._clients: dict[str, ChatEndpoint] = {}
+        self._clients_lock = threading.Lock()
         # Conversation ids are keyed per process and per client key, so one client can
         # never land in (and get placeholders restored from) another client's conversation.
         self._conversation_key = secrets.token_bytes(32)
@@ -95,7 +97,11 @@ class _Proxy:
         """The (cached) client for ``endpoint``: the upstream, or a reroute target."""
         found = self._clients.get(endpoint.id)
         if found is None:
-            found = self._clients[endpoint.id] = self._make_client(endpoint)
+            # Worker threads ask too (non-streamed exchanges): make each client once, so none is left unclosed.
+            with self._clients_lock:
+                found = self._clients.get(endpoint.id)
+                if found is None:
+                    found = self._clients[endpoint.id] = self._make_client(endpoint)
         return found
 
     async def aclose(self) -> None:
