@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
 from trustlayer.redaction import DEFAULT_ENTITY_TYPES, ENTITY_TYPES, PATTERN_ENTITY_TYPES, Redactor
-from trustlayer.redaction.recognizers.health import LEXICON
+from trustlayer.redaction.recognizers.health import LEXICON, RULE, personal
 from trustlayer.redaction.recognizers.health_terms import CASE_SENSITIVE, TERMS, expand
 from trustlayer.types import Message
 
@@ -193,3 +194,14 @@ def test_the_list_is_a_few_hundred_terms_with_inflections() -> None:
     assert expand("tumo(u)r(s)") == {"tumor", "tumour", "tumors", "tumours"}
     assert expand("generali(z|s)ed") == {"generalized", "generalised"}
     assert 300 <= len(TERMS) <= 2000
+
+
+def test_a_long_list_costs_one_check_per_term() -> None:
+    # A list continues a personal term term by term; it must not recurse (RecursionError) or go quadratic.
+    text = "I have " + "asthma, " * 3000
+    started = time.perf_counter()
+    found = list(RULE.find(text))
+    assert len(found) == 3000
+    assert time.perf_counter() - started < 10  # ~0.15 s here; quadratic or recursive took 12 s and failed
+    assert personal(text, found[-1].start, found[-1].end)
+    assert not personal(text, 0, 1)  # not a term

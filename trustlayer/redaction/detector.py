@@ -27,7 +27,7 @@ from trustlayer.redaction.arbitrate import arbitrate, suppress
 from trustlayer.redaction.entities import DEFAULT_ENTITY_TYPES, ENTITY_TYPES, NER_ENTITY_TYPES
 from trustlayer.redaction.recognizers import Span, has_context, pattern_recognizers
 from trustlayer.redaction.recognizers.financial import cvv_near_cards
-from trustlayer.redaction.recognizers.health import in_term
+from trustlayer.redaction.recognizers.health import Terms, terms
 from trustlayer.redaction.recognizers.names import STOPWORDS
 from trustlayer.types import Finding, Message
 
@@ -128,6 +128,7 @@ class PiiDetector:
         if self.ner and wanted & NER_ENTITY_TYPES and _may_name(doc):
             from trustlayer.redaction.nlp import ner_engine
 
+            health_terms: Terms | None = None
             for label, start, end, score in ner_engine().entities(doc):
                 if label not in wanted:
                     continue
@@ -137,8 +138,12 @@ class PiiDetector:
                     continue
                 if label == "PERSON":
                     trimmed = _trim_name(doc, start, end)
-                    if trimmed is None or in_term(doc, *trimmed):
-                        continue  # no name left, or a drug or an eponym ("Wegovy", "Crohn's disease")
+                    if trimmed is None:
+                        continue
+                    if health_terms is None:
+                        health_terms = terms(doc)
+                    if health_terms.covers(*trimmed):
+                        continue  # a drug or an eponym ("Wegovy", "Crohn's disease"), not a person
                     start, end = trimmed
                 spans.append(Span(label, start, end, score, f"spacy:{label.lower()}"))
         return [s for s in spans if s.score >= self.score_threshold]

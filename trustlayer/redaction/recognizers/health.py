@@ -40,13 +40,13 @@ import bisect
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from typing import NamedTuple
 
 from trustlayer.redaction.recognizers.base import Rule, Span
 from trustlayer.redaction.recognizers.health_terms import CASE_SENSITIVE, PERSON_TERMS, TERMS
 from trustlayer.redaction.recognizers.names import STOPWORDS
 
-__all__ = ["LEXICON", "RULE", "RULES", "in_term", "personal"]
+__all__ = ["LEXICON", "RULE", "RULES", "Terms", "personal", "terms", "verdicts"]
 
 _Trie = dict[str, "_Trie"]
 _SPACE = r"(?:[ \t]+|-)"  # a space in a term also matches a hyphen ("type-2 diabetes")
@@ -256,9 +256,20 @@ def _clause_start(text: str, start: int) -> int:
     return ends[-1].end() if ends else lo
 
 
-@lru_cache(maxsize=8)
-def _terms(text: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Starts and ends of every term in ``text``, longest first where two overlap (one scan per text)."""
+class Terms(NamedTuple):
+    """Where the terms of one text are: starts and ends in text order, never overlapping."""
+
+    starts: tuple[int, ...]
+    ends: tuple[int, ...]
+
+    def covers(self, start: int, end: int) -> bool:
+        """Whether ``start:end`` lies inside one term (NER reads "Crohn" in "Crohn's disease" as a name)."""
+        i = bisect.bisect_right(self.starts, start) - 1
+        return i >= 0 and self.ends[i] >= end
+
+
+def terms(text: str) -> Terms:
+    """Every term of the list in ``text``, the longer one where two overlap (one scan of the text)."""
     lowered = text.lower()
     if len(lowered) != len(text):  # a character whose lower case is longer ("İ"): offsets would shift
         spans = [m.span() for m in LEXICON.finditer(text)]
@@ -271,9 +282,50 @@ def _terms(text: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
                 if not kept or span[0] >= kept[-1][1]:
                     kept.append(span)
             spans = kept
-    if not spans:
-        return (), ()
-    return tuple(s for s, _ in spans), tuple(e for _, e in spans)
+    return Terms(tuple(s for s, _ in spans), tuple(e for _, e in spans))
+
+
+def verdicts(text: str, found: Terms) -> tuple[bool, ...]:
+    """For each term found in ``text``, in order, whether it is stated about a person.
+
+    One pass, left to right: a term that continues a list ("I have asthma, eczema and ...")
+    takes the verdict of the term before it, so a list of any length costs one check per term.
+    """
+    out: list[bool] = []
+    for i, (start, end) in enumerate(zip(found.starts, found.ends, strict=True)):
+        if _TOPIC_AFTER.match(text, end, end + 40):
+            out.append(False)  # "diabetes research", "lithium battery"
+        else:
+            out.append(_own_context(text, start, end)
+                       or (i > 0 and out[i - 1] and _continues(text, found.ends[i - 1], start)))
+    return tuple(out)
+
+
+def personal(text: str, start: int, end: int) -> bool:
+    """Whether the term at ``text[start:end]`` is stated about a person (see the module docstring)."""
+    found = terms(text)
+    i = bisect.bisect_left(found.starts, start)
+    return i < len(found.starts) and (found.starts[i], found.ends[i]) == (start, end) and verdicts(text, found)[i]
+
+
+def _own_context(text: str, start: int, end: int) -> bool:
+    """Whether the term's own clause, or the record field it is the value of, makes it personal."""
+    if _personal_clause(text[_clause_start(text, start):start], text[start:end], text[end:end + 40]):
+        return True
+    line = text[max(0, text.rfind("\n", 0, start) + 1, start - _WINDOW):start]
+    if ":" in line or "=" in line:
+        labels = list(_LABEL.finditer(line))
+        if labels and all(w in _FILL or w in _LINK or w in _VISIT or _DOSE.match(w)
+                          for w in _words(line[labels[-1].end():])):
+            return True
+    return False
+
+
+def _continues(text: str, previous_end: int, start: int) -> bool:
+    """Whether a term continues, in the same clause, the list of the term ending at ``previous_end``."""
+    if previous_end < _clause_start(text, start):
+        return False
+    return all(w in _LIST or w in _LINK or w in _FILL or _DOSE.match(w) for w in _words(text[previous_end:start]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,41 +334,10 @@ class _LexiconRule(Rule):
 
     def find(self, text: str) -> Iterator[Span]:
         """Yield the terms of ``text`` that are stated about a person."""
-        starts, ends = _terms(text)
-        for start, end in zip(starts, ends, strict=True):
-            if personal(text, start, end):
+        found = terms(text)
+        for start, end, kept in zip(found.starts, found.ends, verdicts(text, found), strict=True):
+            if kept:
                 yield Span(self.entity_type, start, end, self.score, self.detector)
-
-
-def in_term(text: str, start: int, end: int) -> bool:
-    """Whether ``text[start:end]`` lies inside a term of the list (NER reads "Crohn" in "Crohn's disease" as a name)."""
-    starts, ends = _terms(text)
-    i = bisect.bisect_right(starts, start) - 1
-    return i >= 0 and ends[i] >= end
-
-
-def personal(text: str, start: int, end: int) -> bool:
-    """Whether the term at ``text[start:end]`` is stated about a person (see the module docstring)."""
-    after = text[end:end + 40]
-    if _TOPIC_AFTER.match(after):
-        return False
-    clause = _clause_start(text, start)
-    if _personal_clause(text[clause:start], text[start:end], after):
-        return True
-    line = text[max(0, text.rfind("\n", 0, start) + 1, start - _WINDOW):start]
-    if ":" in line or "=" in line:
-        labels = list(_LABEL.finditer(line))
-        if labels and all(w in _FILL or w in _LINK or w in _VISIT or _DOSE.match(w)
-                          for w in _words(line[labels[-1].end():])):
-            return True
-    # A list continuing a personal term: "I have asthma, eczema and take cetirizine".
-    starts, ends = _terms(text)
-    i = bisect.bisect_left(starts, start) - 1
-    if i >= 0 and starts[i] >= clause and ends[i] <= start:
-        gap = _words(text[ends[i]:start])
-        if all(w in _LIST or w in _LINK or w in _FILL or _DOSE.match(w) for w in gap):
-            return personal(text, starts[i], ends[i])
-    return False
 
 
 RULE = _LexiconRule("HEALTH_CONDITION", LEXICON, score=0.85, name="trustlayer:health_condition")
