@@ -324,3 +324,26 @@ def test_a_waiter_waited_for_out_of_order_is_released_by_the_sweep() -> None:
     committer.close()
     assert got == [3]
     assert time.monotonic() - t0 < 5
+
+
+def test_async_submissions_of_one_loop_iteration_form_one_batch() -> None:
+    batches: list[int] = []
+
+    def flush(batch: object) -> int:
+        batches.append(len(batch))  # type: ignore[arg-type]
+        return sum(batches) - batches[-1]
+
+    committer = GroupCommitter(flush)
+
+    async def one() -> int:
+        # releases the GIL: a writer woken by an earlier submission would flush a partial batch now
+        time.sleep(0.002)
+        return await committer.submit_async(b"x")
+
+    async def main() -> list[int]:
+        return list(await asyncio.gather(*(one() for _ in range(20))))
+
+    indices = asyncio.run(main())
+    committer.close()
+    assert sorted(indices) == list(range(20))
+    assert batches == [20]  # one wake-up of the writer per event-loop iteration, not one per record

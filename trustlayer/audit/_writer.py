@@ -9,6 +9,7 @@ fails every caller in it (fail closed: the gate blocks those messages).
 The waiters are bare locks (threads) or the caller's own asyncio future, settled once
 per batch and event loop, rather than ``concurrent.futures.Future``: at thousands of
 appends per second the per-record cost of the hand-off is what group commit adds.
+Async submissions wake the writer once per event-loop iteration, not once per record.
 
 Thread waiters of a batch are woken as a chain: the writer releases the first, and each
 woken waiter releases the next before it returns. Waking all of them from the writer
@@ -93,6 +94,7 @@ class GroupCommitter:
         self._wake.acquire()
         self._state = threading.Lock()
         self._closed = False
+        self._poke_scheduled: set[asyncio.AbstractEventLoop] = set()  # loops with a _poke_from pending
         # (commit time, thread waiters) of batches whose wake-up chain may not have finished
         self._chains: deque[tuple[float, list[Waiter]]] = deque()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -108,29 +110,40 @@ class GroupCommitter:
             raise ValueError("submit_many needs at least one envelope")
         return self._enqueue(envelopes, Waiter())
 
-    def _enqueue(self, envelopes: tuple[bytes, ...], waiter: Waiter) -> Waiter:
+    def _enqueue(self, envelopes: tuple[bytes, ...], waiter: Waiter, *, poke: bool = True) -> Waiter:
         with self._state:
             if self._closed:
                 raise AuditError("the audit store is closed; nothing more can be recorded")
             self._queue.append((envelopes, waiter))
-        self._poke()
+        if poke:
+            self._poke()
         return waiter
 
     async def submit_async(self, envelope: bytes) -> int:
         """``submit`` and wait without blocking the event loop."""
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[int] = loop.create_future()
-        self._enqueue((envelope,), Waiter(loop, done))
-        return await done
+        return await self._submit_async((envelope,))
 
     async def submit_many_async(self, envelopes: tuple[bytes, ...]) -> int:
         """``submit_many`` and wait without blocking the event loop; the index of the first."""
         if not envelopes:
             raise ValueError("submit_many needs at least one envelope")
+        return await self._submit_async(envelopes)
+
+    def _submit_async(self, envelopes: tuple[bytes, ...]) -> asyncio.Future[int]:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[int] = loop.create_future()
-        self._enqueue(envelopes, Waiter(loop, done))
-        return await done
+        self._enqueue(envelopes, Waiter(loop, done), poke=False)
+        # One wake-up per event-loop iteration, after every task of the iteration has queued
+        # its records: poking per record woke the writer thread, which preempted the loop
+        # only to find the GIL taken (two context switches per record, batches of ~3).
+        if loop not in self._poke_scheduled:
+            self._poke_scheduled.add(loop)
+            loop.call_soon(self._poke_from, loop)
+        return done
+
+    def _poke_from(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._poke_scheduled.discard(loop)
+        self._poke()
 
     def _poke(self) -> None:
         wake = self._wake
