@@ -22,7 +22,8 @@ would leave the device. Plus the share of clean messages altered. trustlayer = d
 Presidio = ``AnalyzerEngine`` with its default recognizers on the same spaCy model
 (full pipeline) + ``AnonymizerEngine`` defaults, per text field, tool-call arguments
 as raw JSON text. Also checks restore(redact(x)) == x for every message.
-Needs ``faker`` (dev dependency).
+Needs ``faker`` (dev dependency). Runs with ``PYTHONHASHSEED=0`` (it re-executes itself
+if needed): some Faker locales pick from sets, and the set must be the same every run.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import random
 import re
 import string
@@ -638,6 +640,9 @@ def presidio_system():  # type: ignore[no-untyped-def]
 
 
 def main() -> None:
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        # Some Faker locales draw from sets (it_IT cities): string hashing must not vary between runs.
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "PYTHONHASHSEED": "0"})
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=700)
     ap.add_argument("--health", type=int, default=200, help="health statements and general medical questions")
