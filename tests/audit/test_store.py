@@ -266,6 +266,7 @@ def test_record_many_appends_at_consecutive_indices(db_path: Path, signer: Recor
         assert all(ix == list(range(ix[0], ix[0] + 7)) for ix in got)  # never split, never interleaved
         assert sorted(i for ix in got for i in ix) == list(range(1, 141))
         assert asyncio.run(store.record_many_async([signer.envelope(), signer.envelope()])) == [141, 142]
+        assert store.record_many([signer.envelope() for _ in range(25)]) == list(range(143, 168))  # > max_batch
         with pytest.raises(AuditError, match="at least one envelope"):
             store.record_many([])
         with pytest.raises(AuditError, match="non-empty envelope bytes"):
