@@ -179,6 +179,20 @@ def test_round_trip_in_chat_turns_and_tool_arguments(fast: Redactor) -> None:
     assert fast.restore(out) == msg
 
 
+def test_lists_one_item_per_line_continue(fast: Redactor) -> None:
+    assert _health(fast, "My conditions:\n- asthma\n- type 1 diabetes\n- coeliac disease") == [
+        "asthma", "type 1 diabetes", "coeliac disease"]
+    assert _health(fast, "My son has asthma.\nWhat is diabetes?") == ["asthma"]
+    turns = [{"role": "assistant", "content": None, "tool_calls": [{
+        "id": "c1", "type": "function",
+        "function": {"name": "note", "arguments": '{"conditions": ["asthma", "diabetes"], "meds": ["keppra"]}'}}]}]
+    msg = Message.from_openai(turns, conversation_id="arr")
+    out, findings = fast.redact(msg)
+    body = out.canonical_bytes().decode()
+    assert len(findings) == 3 and "asthma" not in body and "diabetes" not in body and "keppra" not in body
+    assert fast.restore(out) == msg
+
+
 def test_every_term_of_the_list_matches_as_a_whole_word() -> None:
     for term in TERMS:
         m = LEXICON.fullmatch(term)

@@ -15,7 +15,8 @@ words) is a finding only in personal context, read from the clause it stands in:
 - a clause that opens with a diagnosis cue ("Diagnosed with T2D in 2019");
 - someone describing themselves: "as someone with Crohn's";
 - a record field: "Dx:", "diagnosis:", "medications:", "allergies:", "reason:";
-- a list continuing one of these ("I have asthma, eczema and take cetirizine").
+- a list continuing one of these ("I have asthma, eczema and take cetirizine"), also one
+  item per line (bullets, a JSON array in tool-call arguments).
 
 Not personal: questions and hypotheticals ("do I have ...?", "can I take ...", "if my
 son has ..."), generic subjects ("people with ...", "a patient with ..."), topics ("my
@@ -134,6 +135,8 @@ really very pretty quite own left right treatment-resistant drug-resistant
 _DOSE = re.compile(r"\d+(?:[.,]\d+)?(?:mg|mcg|µg|g|ml|iu|units?)?$")
 _VISIT = frozenset("follow-up followup check-up checkup review post-op post pre-op".split())
 """Words of a visit's reason before a term in a record field ("reason: follow-up after knee surgery")."""
+_BULLET = re.compile(r"[ \t]*(?:[-*•]|\d{1,2}[.)])?[ \t]*")
+_NEXT_ITEM = re.compile(r"[ \t,;]*\n" + _BULLET.pattern)
 _LIST = frozenset("and or plus as well along also with but both then too & + /".split())
 _HYPOTHETICAL = frozenset("""
 if whether unless suppose supposing assuming imagine pretend say can could should would will shall may might must
@@ -312,7 +315,10 @@ def _own_context(text: str, start: int, end: int) -> bool:
     """Whether the term's own clause, or the record field it is the value of, makes it personal."""
     if _personal_clause(text[_clause_start(text, start):start], text[start:end], text[end:end + 40]):
         return True
-    line = text[max(0, text.rfind("\n", 0, start) + 1, start - _WINDOW):start]
+    line_start = text.rfind("\n", 0, start) + 1
+    if line_start and _BULLET.fullmatch(text, line_start, start):
+        line_start = text.rfind("\n", 0, line_start - 1) + 1  # "Medications:\n- metformin": the label line
+    line = text[max(line_start, start - _WINDOW):start]
     if ":" in line or "=" in line:
         labels = list(_LABEL.finditer(line))
         if labels and all(w in _FILL or w in _LINK or w in _VISIT or _DOSE.match(w)
@@ -324,7 +330,8 @@ def _own_context(text: str, start: int, end: int) -> bool:
 def _continues(text: str, previous_end: int, start: int) -> bool:
     """Whether a term continues, in the same clause, the list of the term ending at ``previous_end``."""
     if previous_end < _clause_start(text, start):
-        return False
+        # The next item of a list written one per line (bullets, a JSON array in tool-call arguments).
+        return _NEXT_ITEM.fullmatch(text, previous_end, start) is not None
     return all(w in _LIST or w in _LINK or w in _FILL or _DOSE.match(w) for w in _words(text[previous_end:start]))
 
 
