@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
@@ -124,6 +124,7 @@ class _Call:
 
 
 _Flow = Generator[_Call, Any, Any]
+_T = TypeVar("_T")
 
 
 def _describe(exc: BaseException) -> str:
@@ -382,15 +383,69 @@ class Gate:
     def _run(self, flow: _Flow, on_timeout: Callable[[_Stop], _Flow]) -> Any:
         if not self._watch:
             return self._drive(flow, self._invoke)
+        watch: _Watched | None = getattr(_ambient, "watch", None)
+        if watch is not None and watch.gate is self:
+            # Inside ``offload``: this thread is already the worker and the event loop watches it.
+            return watch.drive_here(flow, on_timeout)
         try:
             return _Watched(self).run(flow)
         except _TimedOut as late:
-            stop = _Stop(late.stage, f"timed out after {late.seconds} s")
+            self._record_timeout(_Stop(late.stage, f"timed out after {late.seconds} s"), on_timeout)
+        raise AssertionError("unreachable")  # pragma: no cover - _record_timeout always raises
+
+    def _record_timeout(self, stop: _Stop, on_timeout: Callable[[_Stop], _Flow]) -> None:
+        """Sign and record the block of a path whose stage timed out; raise it."""
         try:
-            return _Watched(self).run(on_timeout(stop))
+            _Watched(self).run(on_timeout(stop))
         except _TimedOut as again:
             raise Blocked(stop.stage, f"{stop.reason}; the block itself could not be recorded "
                           f"({again.stage} timed out after {again.seconds} s)") from None
+
+    async def offload(self, fn: Callable[[], _T], *, limiter: anyio.CapacityLimiter | None = None) -> _T:
+        """Run ``fn`` in a worker thread; the gate paths it calls run there, watched from the event loop.
+
+        ``fn`` calls this gate's sync paths (``outbound``, ``inbound``, ...) and anything else
+        (an endpoint client, say): one thread hand-off for all of it, where each path
+        would otherwise hand its stages to a worker of its own. Per-stage timeouts still
+        hold: the event loop tracks the running stage's deadline, and when it passes the
+        thread is abandoned, the block is signed and recorded, and ``Blocked`` is raised.
+        A path in the abandoned thread stops before its next stage and never returns a
+        result that could be sent on.
+        """
+        if not self._watch:
+            return await anyio.to_thread.run_sync(fn, limiter=limiter)
+        watch = _Watched(self)
+        outcome: list[tuple[bool, Any]] = []
+
+        def work() -> tuple[bool, Any]:
+            _ambient.watch = watch
+            try:
+                return True, fn()
+            except BaseException as exc:  # noqa: BLE001 - re-raised on the event loop
+                return False, exc
+            finally:
+                _ambient.watch = None
+
+        async with anyio.create_task_group() as tasks:
+            async def watcher() -> None:
+                while not watch.expired():
+                    await anyio.sleep(watch.poll())
+                tasks.cancel_scope.cancel()
+
+            tasks.start_soon(watcher)
+            outcome.append(await anyio.to_thread.run_sync(work, abandon_on_cancel=True, limiter=limiter))
+            tasks.cancel_scope.cancel()
+        if not outcome:
+            stop = _Stop(watch.stage, f"timed out after {watch.seconds} s")
+            on_timeout = watch.on_timeout
+            if on_timeout is None:  # pragma: no cover - a deadline is only ever set inside a path
+                raise Blocked(stop.stage, stop.reason)
+            await anyio.to_thread.run_sync(lambda: self._record_timeout(stop, on_timeout))
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        result: _T = value
+        return result
 
     async def _run_async(self, flow: _Flow) -> Any:
         value: Any = None
@@ -437,10 +492,8 @@ class Gate:
 
     async def outbound_async(self, message: Message, route: Route, *, candidates: Sequence[Endpoint] = (),
                              parents: Sequence[str] = ()) -> Outbound:
-        """Async twin of :meth:`outbound`."""
-        result: Outbound = await self._run_async(
-            self._outbound_flow(message, route, candidates, tuple(parents)))
-        return result
+        """Async twin of :meth:`outbound`: the path runs in one worker thread, watched from the event loop."""
+        return await self.offload(lambda: self.outbound(message, route, candidates=candidates, parents=parents))
 
     def plan(self, message: Message, route: Route, *,
              candidates: Sequence[Endpoint] = ()) -> tuple[tuple[Finding, ...], Decision]:
@@ -456,9 +509,7 @@ class Gate:
     async def plan_async(self, message: Message, route: Route, *,
                          candidates: Sequence[Endpoint] = ()) -> tuple[tuple[Finding, ...], Decision]:
         """Async twin of :meth:`plan`."""
-        result: tuple[tuple[Finding, ...], Decision] = await self._run_async(
-            self._plan_flow(message, route, candidates))
-        return result
+        return await self.offload(lambda: self.plan(message, route, candidates=candidates))
 
     def inbound(self, response: Message, route: Route, *, request: Outbound | None = None,
                 envelope: bytes | None = None, verify: VerifyRequirement | None = None) -> Inbound:
@@ -469,7 +520,14 @@ class Gate:
 
     async def inbound_async(self, response: Message, route: Route, *, request: Outbound | None = None,
                             envelope: bytes | None = None, verify: VerifyRequirement | None = None) -> Inbound:
-        """Async twin of :meth:`inbound`."""
+        """Async twin of :meth:`inbound`.
+
+        A response that must be verified runs on the event loop (consensus asks its panel
+        concurrently; other stages hop to threads); any other runs in one worker thread.
+        """
+        if verify is None and (request is None or request.decision.verify is None):
+            return await self.offload(
+                lambda: self.inbound(response, route, request=request, envelope=envelope, verify=verify))
         result: Inbound = await self._run_async(self._inbound_flow(response, route, request, envelope, verify))
         return result
 
@@ -635,6 +693,9 @@ class _TimedOut(Exception):
         self.seconds = seconds
 
 
+# Set in a thread that ``Gate.offload`` runs: the gate paths called there run inline, watched from the loop.
+_ambient = threading.local()
+
 #: Seconds a worker thread may take to pick up a path before the message is blocked.
 _PICKUP_SECONDS = 10.0
 
@@ -660,6 +721,43 @@ class _Watched:
         self._done.acquire()  # released by the worker when the flow has finished
         self._result: Any = None
         self._error: BaseException | None = None
+        self.on_timeout: Callable[[_Stop], _Flow] | None = None
+
+    @property
+    def gate(self) -> Gate:
+        return self._gate
+
+    @property
+    def stage(self) -> str:
+        return self._stage
+
+    @property
+    def seconds(self) -> float | None:
+        return self._seconds
+
+    def expired(self) -> bool:
+        """True (and the flow told to stop) when the running stage is past its deadline."""
+        with self._lock:
+            if self._deadline is not None and time.monotonic() > self._deadline:
+                self._cancelled = True
+                return True
+            return False
+
+    def poll(self) -> float:
+        """Seconds until the next deadline check: at the deadline, and at least every 50 ms."""
+        with self._lock:
+            deadline = self._deadline
+        return 0.05 if deadline is None else min(max(0.0, deadline - time.monotonic()), 0.05)
+
+    def drive_here(self, flow: _Flow, on_timeout: Callable[[_Stop], _Flow]) -> Any:
+        """Run a path in this (already watched) thread; refuse its result if the watcher gave up on it."""
+        with self._lock:
+            self.on_timeout = on_timeout
+        result = self._gate._drive(flow, self._call)
+        with self._lock:
+            if self._cancelled:
+                raise _Cancelled
+        return result
 
     def _call(self, call: _Call) -> Any:
         seconds = self._gate._timeouts.get(call.stage)
@@ -693,10 +791,8 @@ class _Watched:
             # Re-check at least every 50 ms: the worker may move on to a stage with a new deadline.
             if self._done.acquire(timeout=0.05 if wait is None else min(wait, 0.05)):
                 break
-            with self._lock:
-                if self._deadline is not None and time.monotonic() > self._deadline:
-                    self._cancelled = True
-                    raise _TimedOut(self._stage, self._seconds)
+            if self.expired():
+                raise _TimedOut(self._stage, self._seconds)
         if self._error is not None:
             raise self._error
         return self._result

@@ -244,20 +244,16 @@ class _Guard:
             back = await layer.gate.inbound_async(Message.from_text(result, conversation_id=cid), out.route,
                                                   request=out, verify=self.verify)
             return back.message.text
-        import anyio
-
-        return await anyio.to_thread.run_sync(lambda: self.restore(layer, out, result))
+        return await layer.gate.offload(lambda: self.restore(layer, out, result))
 
     async def restore_async_stream(self, layer: TrustLayer, out: Outbound,
                                    chunks: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        import anyio
-
         restorer = _Chunks(layer, out)
         async for chunk in chunks:
             for item in restorer.feed(chunk):
                 yield item
         # finish() signs and records: off the event loop.
-        for item in await anyio.to_thread.run_sync(restorer.finish):
+        for item in await layer.gate.offload(restorer.finish):
             yield item
 
 

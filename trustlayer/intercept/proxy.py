@@ -16,13 +16,14 @@ never contain request or response content.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
 import logging
 import secrets
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -143,17 +144,17 @@ class _Proxy:
         except ValueError:
             raise Blocked("parse", "the request body is not valid JSON") from None
 
-    # The whole gate path runs in one worker thread: its sync runner hands a message to
-    # the stages once, where the async runner would hop threads for every stage
-    # (measured: about 2.5 ms less per request; benchmarks/proxy_overhead.py). A
-    # non-streamed request goes further: outbound, the upstream call (the endpoint's sync
-    # client) and inbound share one worker thread (`_complete`), one hand-off instead of
-    # two and httpx's sync client instead of its slower async one (about 1.5 ms less).
+    # The gate's paths run through `gate.offload`: one worker thread runs the stages
+    # inline while the event loop watches their deadlines, where the async runner would
+    # hop threads for every stage and the sync runner would hand each path to a gate
+    # worker of its own (measured: about 2.5 ms less per request than the async runner;
+    # benchmarks/proxy_overhead.py). A non-streamed request goes further: outbound, the
+    # upstream call (the endpoint's sync client) and inbound share one worker thread
+    # (`_complete`), and httpx's sync client is faster than its async one (about 1.5 ms less).
 
     async def outbound(self, message: Message) -> Outbound:
         """``gate.outbound`` for the proxy's route, off the event loop."""
-        return await anyio.to_thread.run_sync(
-            lambda: self.gate.outbound(message, self.route, candidates=self.candidates))
+        return await self.gate.offload(lambda: self.gate.outbound(message, self.route, candidates=self.candidates))
 
     async def refuse_unparsed(self, blocked: Blocked) -> Blocked:
         """Sign and record a request refused before the gate could parse it (every block is audited)."""
@@ -193,7 +194,7 @@ class _Proxy:
         try:
             if wire.stream:
                 return await self._stream(wire, await self.outbound(wire.message))
-            data, headers = await anyio.to_thread.run_sync(self._complete, wire, limiter=self._exchanges)
+            data, headers = await self.gate.offload(lambda: self._complete(wire), limiter=self._exchanges)
             return JSONResponse(data, headers=headers)
         except Exception as exc:  # noqa: BLE001 - every failure becomes an error response, never a leak
             return _respond(exc)
@@ -213,8 +214,9 @@ class _Proxy:
     def _complete(self, wire: WireRequest) -> tuple[Any, dict[str, str]]:
         """One non-streamed exchange, start to end in one worker thread: gate out, forward, gate back.
 
-        The gate's sync runner still enforces every stage's timeout, and the endpoint client
-        its own; the answer and the response headers come back to the event loop at once.
+        Run through ``gate.offload``: every stage's timeout still holds (watched from the event
+        loop), and the endpoint client keeps its own; the answer and the response headers come
+        back to the event loop at once.
         """
         out = self.gate.outbound(wire.message, self.route, candidates=self.candidates)
         client, content, params = self._forward(wire, out)
@@ -240,7 +242,7 @@ class _Proxy:
             await source.aclose()
             raise
         rewriter = SseRewriter(self.gate.stream_inbound(out.route, request=out), wire.kind)
-        return StreamingResponse(_relay(first, source, rewriter), media_type="text/event-stream",
+        return StreamingResponse(_relay(first, source, rewriter, self.gate.offload), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no",
                                           **_trace_headers(out)})
 
@@ -274,14 +276,18 @@ async def _event_bytes(client: ChatEndpoint, kind: Kind, content: Any,
     yield b"data: [DONE]\n\n"
 
 
-async def _relay(first: bytes, source: AsyncGenerator[bytes, None], rewriter: SseRewriter) -> AsyncIterator[bytes]:
-    """Rewrite the upstream's events for the client; a failure mid-stream ends it with an error event."""
+async def _relay(first: bytes, source: AsyncGenerator[bytes, None], rewriter: SseRewriter,
+                 offload: Callable[[Callable[[], bytes]], Awaitable[bytes]]) -> AsyncIterator[bytes]:
+    """Rewrite the upstream's events for the client; a failure mid-stream ends it with an error event.
+
+    ``offload`` is the gate's: the end of the stream signs and records in one worker thread, watched.
+    """
     try:
         data = first
         while True:
             if b"[DONE]" in data:
                 # The end of the stream signs and records the response: not on the event loop.
-                out = await anyio.to_thread.run_sync(rewriter.feed, data)
+                out = await offload(functools.partial(rewriter.feed, data))
             else:
                 out = rewriter.feed(data)
             if out:
@@ -290,7 +296,7 @@ async def _relay(first: bytes, source: AsyncGenerator[bytes, None], rewriter: Ss
                 data = await source.__anext__()
             except StopAsyncIteration:
                 break
-        tail = await anyio.to_thread.run_sync(rewriter.finish)
+        tail = await offload(rewriter.finish)
         if tail:
             yield tail
     except Exception as exc:  # noqa: BLE001 - the status is already 200: report in-band, never leak
