@@ -348,3 +348,47 @@ def test_async_submissions_of_one_loop_iteration_form_one_batch() -> None:
     committer.close()
     assert sorted(indices) == list(range(20))
     assert batches == [20]  # one wake-up of the writer per event-loop iteration, not one per record
+
+
+def test_an_uncontended_append_commits_in_the_calling_thread() -> None:
+    threads: list[str] = []
+
+    def flush(batch: object) -> int:
+        threads.append(threading.current_thread().name)
+        return len(threads) - 1
+
+    committer = GroupCommitter(flush)
+    assert [committer.append((b"x",)) for _ in range(5)] == [0, 1, 2, 3, 4]
+    committer.close()
+    assert set(threads) == {threading.current_thread().name}  # no hand-off to the writer thread
+
+
+def test_an_append_while_a_batch_is_being_written_is_committed_by_the_next_leader() -> None:
+    committer, release = _committer_with_a_held_first_batch()
+    first: list[int] = []
+    leader = threading.Thread(target=lambda: first.append(committer.append((b"h",))))
+    leader.start()
+    time.sleep(0.1)                                   # the leader is inside its flush, holding the lead
+    later: list[int] = []
+    followers = [threading.Thread(target=lambda: later.append(committer.append((b"x", b"y"))))
+                 for _ in range(3)]
+    for t in followers:
+        t.start()
+    time.sleep(0.1)
+    release.set()
+    leader.join(5)
+    for t in followers:
+        t.join(5)
+    committer.close()
+    assert first == [0]
+    assert sorted(later) == [1, 3, 5]                 # each pair at consecutive indices, nothing lost or doubled
+
+
+def test_a_failed_inline_commit_fails_the_appending_caller() -> None:
+    def flush(batch: object) -> int:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    committer = GroupCommitter(flush)
+    with pytest.raises(AuditError, match="disk I/O error"):
+        committer.append((b"x",))
+    committer.close()

@@ -238,7 +238,7 @@ class SQLLogStore(ReviewMixin, ABC):
 
     def record(self, envelope: bytes) -> int:
         """Append ``envelope`` (exact bytes) and return its index once the batch committed."""
-        return self._committer_for(envelope).submit(envelope).wait()
+        return self._committer_for(envelope).append((envelope,))
 
     async def record_async(self, envelope: bytes) -> int:
         """``record`` for the async gate: awaits the group commit without blocking the loop."""
@@ -251,7 +251,7 @@ class SQLLogStore(ReviewMixin, ABC):
         instead of one per record); each envelope is still its own entry.
         """
         batch = self._checked_batch(envelopes)
-        first = self._committer_for(batch[0]).submit_many(batch).wait()
+        first = self._committer_for(batch[0]).append(batch)
         return list(range(first, first + len(batch)))
 
     async def record_many_async(self, envelopes: Sequence[bytes]) -> list[int]:

@@ -19,6 +19,13 @@ waiter interrupted while it waits (``KeyboardInterrupt`` in the main thread) mar
 itself abandoned, and whoever wakes it passes the wake-up on. As a last resort (a waiter
 that is never waited for, an interruption at an unlucky instruction), the writer releases
 whatever a chain has not reached after ``SWEEP_AFTER`` seconds, so no caller waits forever.
+
+A thread that appends and waits (``append``) does not always need the writer: when no
+batch is being written it takes the lead and commits the queue itself, its own entry
+included, so an uncontended append costs no thread hand-off at all (each hand-off is a
+context switch, and on a busy host a wait for a core). Whoever holds the lead (the
+writer thread or an appending thread) is the only one committing; an append that finds
+the lead taken pokes the writer, which commits whatever the current leader left.
 """
 
 from __future__ import annotations
@@ -93,12 +100,32 @@ class GroupCommitter:
         self._wake = threading.Lock()
         self._wake.acquire()
         self._state = threading.Lock()
+        self._lead = threading.Lock()  # held by whoever is committing: the writer, or an appending thread
         self._closed = False
         self._poke_scheduled: set[asyncio.AbstractEventLoop] = set()  # loops with a _poke_from pending
         # (commit time, thread waiters) of batches whose wake-up chain may not have finished
         self._chains: deque[tuple[float, list[Waiter]]] = deque()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
+
+    def append(self, envelopes: tuple[bytes, ...]) -> int:
+        """Queue envelopes, commit them (in this thread when nobody else is committing), return the first index.
+
+        Raises the batch's ``AuditError`` when the commit failed.
+        """
+        if not envelopes:
+            raise ValueError("append needs at least one envelope")
+        waiter = self._enqueue(envelopes, Waiter(), poke=False)
+        if self._lead.acquire(blocking=False):
+            try:
+                self._drain(inline=waiter)
+            finally:
+                self._lead.release()
+            if self._queue:
+                self._poke()  # appended while we committed: the writer takes those
+        else:
+            self._poke()  # a batch is being written; the writer commits what it leaves behind
+        return waiter.wait()
 
     def submit(self, envelope: bytes) -> Waiter:
         """Queue one envelope; the waiter resolves to its log index once committed."""
@@ -160,21 +187,37 @@ class GroupCommitter:
             elif not self._wake.acquire(timeout=SWEEP_AFTER):
                 self._sweep()
                 continue
-            queue = self._queue
-            while queue:
-                # whole submissions, up to max_batch envelopes (a larger single one goes alone)
-                batch = [queue.popleft()]
-                count = len(batch[0][0])
-                while queue and count + len(queue[0][0]) <= self._max_batch:
-                    item = queue.popleft()
-                    batch.append(item)
-                    count += len(item[0])
-                self._commit(batch)
-            self._sweep()
+            with self._lead:
+                self._drain()
+                self._sweep()
             with self._state:
                 if self._closed and not self._queue:
-                    self._sweep(force=True)
+                    with self._lead:
+                        self._sweep(force=True)
                     return
+
+    def _drain(self, inline: Waiter | None = None) -> None:
+        """Commit everything queued, in batches (the caller holds the lead)."""
+        queue = self._queue
+        while queue:
+            # whole submissions, up to max_batch envelopes (a larger single one goes alone)
+            batch = [queue.popleft()]
+            count = len(batch[0][0])
+            while queue and count + len(queue[0][0]) <= self._max_batch:
+                item = queue.popleft()
+                batch.append(item)
+                count += len(item[0])
+            try:
+                self._commit(batch, inline)
+            except BaseException:
+                # Interrupted (an appending main thread got KeyboardInterrupt): nobody in this
+                # batch may wait forever; an entry that did not commit fails, one that did returns.
+                for _, waiter in batch:
+                    if waiter.index < 0 and waiter.error is None:
+                        waiter.error = AuditError("the append was interrupted before its batch committed")
+                    if not waiter._released:
+                        _release(waiter)
+                raise
 
     def _sweep(self, *, force: bool = False) -> None:
         """Forget finished chains; release the waiters of chains older than ``SWEEP_AFTER``."""
@@ -190,7 +233,7 @@ class GroupCommitter:
                         _release(waiter)
             self._chains.popleft()
 
-    def _commit(self, batch: list[tuple[tuple[bytes, ...], Waiter]]) -> None:
+    def _commit(self, batch: list[tuple[tuple[bytes, ...], Waiter]], inline: Waiter | None = None) -> None:
         error: BaseException | None = None
         first = -1
         try:
@@ -213,7 +256,10 @@ class GroupCommitter:
                     chain[-1]._next = waiter
                 chain.append(waiter)
         if chain:
-            self._chains.append((time.monotonic(), chain))
+            if chain != [inline]:  # a leader's own entry alone needs no sweep: the leader is running
+                self._chains.append((time.monotonic(), chain))
+                if inline is not None:
+                    self._poke()  # let the writer sweep this chain should a waiter never pass it on
             _wake(chain[0])  # the rest of the chain follows (see the module docstring)
         for loop, waiters in by_loop.items():
             try:
