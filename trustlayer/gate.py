@@ -17,10 +17,12 @@ records a *block* and raises :class:`~trustlayer.errors.Blocked` (fail closed)::
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -426,15 +428,28 @@ class Gate:
             finally:
                 _ambient.watch = None
 
-        async with anyio.create_task_group() as tasks:
-            async def watcher() -> None:
-                while not watch.expired():
-                    await anyio.sleep(watch.poll())
-                tasks.cancel_scope.cancel()
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None  # another anyio backend (trio): a watcher task per call
+        if loop is not None:
+            with anyio.CancelScope() as scope:
+                # One timer per event loop checks every offloaded call's deadline (cheaper than a task each).
+                _LoopWatchers.of(loop).add(watch, scope)
+                try:
+                    outcome.append(await anyio.to_thread.run_sync(work, abandon_on_cancel=True, limiter=limiter))
+                finally:
+                    _LoopWatchers.of(loop).discard(watch)
+        else:
+            async with anyio.create_task_group() as tasks:
+                async def watcher() -> None:
+                    while not watch.expired():
+                        await anyio.sleep(watch.poll())
+                    tasks.cancel_scope.cancel()
 
-            tasks.start_soon(watcher)
-            outcome.append(await anyio.to_thread.run_sync(work, abandon_on_cancel=True, limiter=limiter))
-            tasks.cancel_scope.cancel()
+                tasks.start_soon(watcher)
+                outcome.append(await anyio.to_thread.run_sync(work, abandon_on_cancel=True, limiter=limiter))
+                tasks.cancel_scope.cancel()
         if not outcome:
             stop = _Stop(watch.stage, f"timed out after {watch.seconds} s")
             on_timeout = watch.on_timeout
@@ -695,6 +710,45 @@ class _TimedOut(Exception):
 
 # Set in a thread that ``Gate.offload`` runs: the gate paths called there run inline, watched from the loop.
 _ambient = threading.local()
+
+
+class _LoopWatchers:
+    """The offloaded calls of one asyncio event loop, their deadlines checked by one re-armed timer."""
+
+    _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopWatchers] = weakref.WeakKeyDictionary()
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._active: dict[_Watched, anyio.CancelScope] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> _LoopWatchers:
+        found = cls._by_loop.get(loop)
+        if found is None:
+            found = cls._by_loop[loop] = cls(loop)
+        return found
+
+    def add(self, watch: _Watched, scope: anyio.CancelScope) -> None:
+        self._active[watch] = scope
+        if self._timer is None:
+            self._timer = self._loop.call_later(_WATCH_EVERY, self._tick)
+
+    def discard(self, watch: _Watched) -> None:
+        self._active.pop(watch, None)
+
+    def _tick(self) -> None:
+        self._timer = None
+        for watch, scope in list(self._active.items()):
+            if watch.expired():
+                self._active.pop(watch, None)
+                scope.cancel()
+        if self._active:
+            self._timer = self._loop.call_later(_WATCH_EVERY, self._tick)
+
+
+#: How often (seconds) an event loop checks the deadlines of its offloaded gate paths.
+_WATCH_EVERY = 0.05
 
 #: Seconds a worker thread may take to pick up a path before the message is blocked.
 _PICKUP_SECONDS = 10.0
