@@ -32,6 +32,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route as HttpRoute
+from starlette.types import Receive, Scope, Send
 
 from trustlayer.endpoints.base import ChatEndpoint, client_for
 from trustlayer.endpoints.openai_client import OpenAIClient
@@ -310,6 +311,26 @@ async def _relay(first: bytes, source: AsyncGenerator[bytes, None], rewriter: Ss
             await source.aclose()
 
 
+_LLM_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
+
+
+class _ProxyApp(Starlette):
+    """Starlette, with the two LLM routes dispatched straight to their handler.
+
+    Every request of the hot path would otherwise pass the error and exception
+    middleware and the router (measurable at a 5 ms budget); the handler already turns
+    every failure into an OpenAI-style error response, so they add nothing there.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in _LLM_PATHS:
+            scope["app"] = self
+            response = await self.state.proxy.llm(Request(scope, receive))
+            await response(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(gate: Gate, *, sender: Endpoint, upstream: Endpoint, api_keys: Sequence[str] = (),
                subject_jurisdiction: str | None = None,
                clients: Callable[[Endpoint], ChatEndpoint] = client_for,
@@ -347,7 +368,7 @@ def create_app(gate: Gate, *, sender: Endpoint, upstream: Endpoint, api_keys: Se
                               "(it serves POST /v1/chat/completions, POST /v1/completions, GET /v1/models, "
                               "GET /healthz)")
 
-    app = Starlette(exception_handlers={HTTPException: not_found}, routes=[
+    app = _ProxyApp(exception_handlers={HTTPException: not_found}, routes=[
         HttpRoute("/healthz", proxy.healthz, methods=["GET"]),
         HttpRoute("/v1/models", proxy.models, methods=["GET"]),
         HttpRoute("/v1/chat/completions", proxy.llm, methods=["POST"]),
