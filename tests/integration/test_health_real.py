@@ -3,34 +3,18 @@ records, the SQLite audit log) and a real OpenAI-compatible server on 127.0.0.1 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-from proxy_upstream import Upstream, create_upstream
+from proxy_upstream import Upstream
 
 from trustlayer import TrustLayer, conversation, guard, route
 from trustlayer.audit.store import open_store
 from trustlayer.audit.verify import verify_log
-from trustlayer.demo.workspace import Workspace, prepare
-from trustlayer.intercept.proxy_cli import BackgroundServer
+from trustlayer.demo.workspace import Workspace
 from trustlayer.provenance import Keyring, VerifyKey
 
 STATEMENT = "I was diagnosed with type 2 diabetes last year and I'm on metformin. What should I eat for breakfast?"
 QUESTION = "What causes type 2 diabetes, and how does metformin work?"
-
-
-@pytest.fixture(scope="module")
-def cloud() -> Iterator[tuple[Upstream, str]]:
-    state = Upstream()
-    with BackgroundServer(create_upstream(state)) as server:
-        yield state, server.url
-
-
-@pytest.fixture()
-def ws(tmp_path: Path, cloud: tuple[Upstream, str]) -> Workspace:
-    return prepare(tmp_path / "demo", cloud[1] + "/v1")
 
 
 def test_a_stated_condition_stays_on_the_device_and_a_general_question_goes_out_unaltered(

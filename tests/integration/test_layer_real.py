@@ -5,36 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from proxy_upstream import Upstream, create_upstream
+from proxy_upstream import Upstream
 
 from trustlayer import Blocked, TrustLayer, agent, conversation, guard, receive_message, route, send_message
 from trustlayer.audit.store import open_store
 from trustlayer.audit.verify import verify_log
-from trustlayer.demo.workspace import Workspace, prepare
-from trustlayer.intercept.proxy_cli import BackgroundServer
+from trustlayer.demo.workspace import Workspace
 from trustlayer.provenance import Keyring, SigningKey, VerifyKey
 from trustlayer.types import Message
 
 NAME = "Maria Schmidt"
 EMAIL = "maria.schmidt@example.de"
 TOKEN = "ghp_8kZ2mQ9xR4vT7wY1bN5cL3pD6fH0jS2aE4gU"
-
-
-@pytest.fixture(scope="module")
-def cloud() -> Iterator[tuple[Upstream, str]]:
-    state = Upstream()
-    with BackgroundServer(create_upstream(state)) as server:
-        yield state, server.url
-
-
-@pytest.fixture()
-def ws(tmp_path: Path, cloud: tuple[Upstream, str]) -> Workspace:
-    return prepare(tmp_path / "demo", cloud[1] + "/v1")
 
 
 def verify(ws: Workspace) -> Any:
