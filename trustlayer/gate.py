@@ -579,6 +579,21 @@ class Gate:
                     verifier=self._verifier, identity=self._identity, endpoints=tuple(self._endpoints.values()),
                     timeouts=self._timeouts, taint=self.taint, observer=self._observer)
 
+    def warm(self) -> None:
+        """Let stages load what they would load on the first message (models, lookup tables).
+
+        Each stage with a ``warm()`` method gets it called once; servers call this before
+        they accept requests, so that the first request is not the slow one.
+        """
+        seen: set[int] = set()
+        for stage in (self._detector, self._decider, self._transformer, self._restorer, self._signer,
+                      self._recorder, self._authenticator, self._verifier):
+            warm = getattr(stage, "warm", None)
+            if stage is None or id(stage) in seen or not callable(warm):
+                continue
+            seen.add(id(stage))
+            warm()
+
     @property
     def decider(self) -> Decider:
         """The policy stage this gate decides with."""

@@ -293,3 +293,18 @@ def test_a_reroute_reuses_detection_when_the_target_needs_the_same_types() -> No
     out = make_gate(detector=detector).outbound(chat("I have diabetes"), ROUTE)
     assert out.route.recipient.id == "phone" and out.findings
     assert detector.calls == 1  # SimplePolicy asks the same entity types for every route
+
+
+def test_warm_calls_each_stage_that_can_warm_once() -> None:
+    class WarmPseudonymizer(Pseudonymizer):
+        warmed = 0
+
+        def warm(self) -> None:
+            self.warmed += 1
+
+    stage = WarmPseudonymizer()          # one object as transformer and restorer: warmed once
+    gate = make_gate(transformer=stage, restorer=stage)
+    gate.warm()
+    assert stage.warmed == 1
+    gate.warm()
+    assert stage.warmed == 2

@@ -239,6 +239,13 @@ def serve(config_path: str, upstream: str | None, host: str | None, port: int | 
         except ConfigError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_USAGE)
+        # Models and tables load now, not on the first client's request; if they cannot, every
+        # request would be blocked, so the proxy does not start.
+        try:
+            app.state.proxy.gate.warm()
+        except Exception as exc:  # noqa: BLE001 - reported, then exit
+            click.echo(f"error: the gate's stages could not load ({type(exc).__name__}: {exc})", err=True)
+            sys.exit(1)
         shown = f"[{settings.host}]" if ":" in settings.host else settings.host
         click.echo(f"trustlayer proxy on http://{shown}:{sock.getsockname()[1]}/v1 -> endpoint "
                    f"{settings.upstream.id!r} ({len(settings.api_keys)} client key(s))", err=True)

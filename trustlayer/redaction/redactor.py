@@ -68,6 +68,14 @@ class Redactor:
         """Whether spaCy NER is used for names and places."""
         return self._detector.ner
 
+    def warm(self) -> None:
+        """Load what detection loads on first use (the NER model when enabled, the public-suffix table).
+
+        Runs one detection on a made-up sentence; nothing is stored in the vault.
+        """
+        self._detector.detect(Message.from_text("Write to Jane Doe at jane.doe@example.com.",
+                                                conversation_id="trustlayer-warm-up"))
+
     # -- Detector ----------------------------------------------------------------------
     def detect(self, message: Message, *, entities: frozenset[str] | None = None) -> list[Finding]:
         """Findings in every text field; ``entities`` limits the search (only pattern types = no NER).
