@@ -20,6 +20,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -426,23 +427,33 @@ class Verdict(BaseModel):
         return self.outcome == "verified"
 
 
-class Hop(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class Hop:
     """What the gate hands the signer for one hop: outbound, inbound or block.
 
     ``content`` is the canonical bytes of what crossed (or was refused); the signer puts
     only a salted digest of it into the record. It is excluded from ``repr``.
-    """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    A plain slotted class rather than a pydantic model: the gate builds two per message
+    from parts that are already validated, and validation cost four times the rest of
+    the construction. The signer still refuses wrong types and floats when it signs.
+    """
 
     direction: Literal["outbound", "inbound", "block"]
     route: Route
     conversation_id: str
-    content: bytes = Field(repr=False)
+    content: bytes = field(repr=False)
     decision: Decision | None = None
-    entity_counts: Mapping[str, int] = Field(default_factory=dict)
+    entity_counts: Mapping[str, int] = field(default_factory=dict)
     verdict: Verdict | None = None
     parents: tuple[str, ...] = ()
     stage: str | None = None
     reason: str | None = None
     model: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.direction not in _DIRECTIONS:
+            raise ValueError(f"hop direction must be one of {', '.join(_DIRECTIONS)}, got {self.direction!r}")
+
+
+_DIRECTIONS = ("outbound", "inbound", "block")

@@ -30,7 +30,7 @@ def agent_hop(content: bytes = RAW.encode(), **kw: object) -> Hop:
         "entity_counts": {"PERSON": 1, "IBAN_CODE": 1},
     }
     fields.update(kw)
-    return Hop.model_validate(fields)
+    return Hop(**fields)  # type: ignore[arg-type]
 
 
 def cloud_hop(**kw: object) -> Hop:
@@ -41,7 +41,7 @@ def cloud_hop(**kw: object) -> Hop:
                            agreeing=("gpt", "phone"), dissenting=("other",), evidence={"logprob": -1.25}),
     }
     fields.update(kw)
-    return Hop.model_validate(fields)
+    return Hop(**fields)  # type: ignore[arg-type]
 
 
 @pytest.fixture()

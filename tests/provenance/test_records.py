@@ -1,4 +1,5 @@
 import base64
+import dataclasses
 import hashlib
 import json
 
@@ -10,7 +11,6 @@ from trustlayer.provenance.dsse import sign_envelope
 from trustlayer.provenance.keys import Keyring, SigningKey
 from trustlayer.provenance.records import HOP_PREDICATE, Record, build_statement, transmitted_digest
 from trustlayer.provenance.signer import RecordSigner
-from trustlayer.types import Hop
 
 from .conftest import RAW, SALT, agent_hop, cloud_hop
 
@@ -153,6 +153,6 @@ def test_record_is_verified_before_parsing(alice_key: SigningKey, keyring: Keyri
 
 def test_a_float_smuggled_past_validation_is_refused(signer: RecordSigner) -> None:
     hop = agent_hop()
-    smuggled = Hop.model_construct(**{**dict(hop), "entity_counts": {"PERSON": 1.5}})
+    smuggled = dataclasses.replace(hop, entity_counts={"PERSON": 1.5})
     with pytest.raises(SignatureError, match="not an integer"):
         signer.sign(smuggled)

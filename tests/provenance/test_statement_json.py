@@ -1,6 +1,7 @@
 """The signer's direct statement writer is byte-identical to the generic canonical JSON path."""
 
 import base64
+import dataclasses
 import json
 
 import pytest
@@ -82,7 +83,7 @@ def test_envelope_signer_refuses_an_empty_type() -> None:
 
 def test_a_non_string_field_smuggled_past_validation_is_refused() -> None:
     signer = RecordSigner(KEY, salt=SALT, state_path=None)
-    smuggled = Hop.model_construct(**{**dict(agent_hop()), "conversation_id": 12})
+    smuggled = dataclasses.replace(agent_hop(), conversation_id=12)  # type: ignore[arg-type]
     with pytest.raises(SignatureError, match="not a string"):
         signer.sign(smuggled)
 
