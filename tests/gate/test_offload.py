@@ -114,3 +114,46 @@ def test_another_gate_called_inside_uses_its_own_watchdog() -> None:
                                            timeouts={"detect": 0.2})
     with pytest.raises(Blocked, match="detect: timed out"):
         anyio.run(first.offload, lambda: second.outbound(chat("hello"), ROUTE))
+
+
+def test_many_offloads_on_one_loop_only_the_hung_one_blocks() -> None:
+    """One event loop, one deadline timer: a hung path among quick ones blocks alone, the rest pass."""
+    from trustlayer.gate import _LoopWatchers
+
+    quick = make_gate()
+    stuck = make_gate(detector=Hanging(2.0, RegexDetector(), "detect"), timeouts={"detect": 0.2})
+
+    async def main() -> tuple[list[object], int]:
+        results: list[object] = []
+
+        async def one(gate: object, i: int) -> None:
+            try:
+                out = await gate.offload(  # type: ignore[attr-defined]
+                    lambda: gate.outbound(chat(f"call {i}"), ROUTE))  # type: ignore[attr-defined]
+                results.append(out.route.recipient.id)
+            except Blocked as blocked:
+                results.append(blocked.stage)
+
+        async with anyio.create_task_group() as tasks:
+            for i in range(12):
+                tasks.start_soon(one, stuck if i == 5 else quick, i)
+        import asyncio
+
+        return results, len(_LoopWatchers.of(asyncio.get_running_loop())._active)
+
+    results, still_watched = anyio.run(main)
+    assert sorted(map(str, results)) == sorted([CLOUD.id] * 11 + ["detect"])
+    assert still_watched == 0
+
+
+def test_on_trio_a_hung_stage_blocks_in_time_too() -> None:
+    rec = ListRecorder()
+    gate = make_gate(detector=Hanging(3.0, RegexDetector(), "detect"), recorder=rec, timeouts={"detect": 0.2})
+    start = time.monotonic()
+    with pytest.raises(Blocked, match="detect: timed out after 0.2 s"):
+        anyio.run(gate.offload, lambda: gate.outbound(chat("hello"), ROUTE), backend="trio")
+    assert time.monotonic() - start < 2.0
+    assert rec.directions() == ["block"]
+    quick = make_gate()
+    out = anyio.run(quick.offload, lambda: quick.outbound(chat(f"key {KEY}"), ROUTE), backend="trio")
+    assert KEY not in out.message.canonical_bytes().decode()
