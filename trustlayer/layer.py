@@ -128,6 +128,14 @@ class TrustLayer:
             return tuple(self.endpoints.values())
         return tuple(self.endpoint(i) for i in ids)
 
+    def warm(self) -> None:
+        """Load now what the stages would load on the first message (the NER model, lookup tables).
+
+        ``trustlayer serve`` does this before it accepts requests; call it at startup so that
+        a service's first guarded call is not the slow one.
+        """
+        self.gate.warm()
+
     def reload_policy(self) -> None:
         """Re-read the policy file; later messages use the new policy, messages in flight finish on the old one.
 

@@ -176,3 +176,23 @@ def test_policy_reload_applies_to_later_messages_only(ws: Workspace, tmp_path: P
             tl.reload_policy()
         with pytest.raises(Blocked):                        # the last good policy stays in force
             pick(f"mail {EMAIL}")
+
+
+def test_warm_loads_detection_before_the_first_message(ws: Workspace) -> None:
+    import subprocess
+    import sys
+    import textwrap
+
+    # A fresh process, so that nothing another test loaded counts.
+    script = textwrap.dedent(f"""
+        from trustlayer import TrustLayer
+        from trustlayer.redaction import nlp
+        with TrustLayer.from_config({str(ws.phone)!r}) as tl:
+            assert nlp._engine is None, "loaded before warm()"
+            tl.warm()
+            assert nlp._engine is not None, "warm() did not load the NER model"
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "ok"
