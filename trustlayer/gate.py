@@ -762,7 +762,7 @@ class _LoopWatchers:
             self._timer = self._loop.call_later(_WATCH_EVERY, self._tick)
 
 
-#: How often (seconds) an event loop checks the deadlines of its offloaded gate paths.
+#: How often (seconds) a waiting caller or an event loop checks the deadline of a watched gate path.
 _WATCH_EVERY = 0.05
 
 #: Seconds a worker thread may take to pick up a path before the message is blocked.
@@ -813,10 +813,10 @@ class _Watched:
             return False
 
     def poll(self) -> float:
-        """Seconds until the next deadline check: at the deadline, and at least every 50 ms."""
+        """Seconds until the next deadline check: at the deadline, and at least every ``_WATCH_EVERY``."""
         with self._lock:
             deadline = self._deadline
-        return 0.05 if deadline is None else min(max(0.0, deadline - time.monotonic()), 0.05)
+        return _WATCH_EVERY if deadline is None else min(max(0.0, deadline - time.monotonic()), _WATCH_EVERY)
 
     def drive_here(self, flow: _Flow, on_timeout: Callable[[_Stop], _Flow]) -> Any:
         """Run a path in this (already watched) thread; refuse its result if the watcher gave up on it."""
@@ -854,11 +854,8 @@ class _Watched:
         self._deadline = time.monotonic() + _PICKUP_SECONDS
         _workers.start(lambda: self._work(flow))
         while True:
-            with self._lock:
-                deadline = self._deadline
-            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-            # Re-check at least every 50 ms: the worker may move on to a stage with a new deadline.
-            if self._done.acquire(timeout=0.05 if wait is None else min(wait, 0.05)):
+            # Re-check at least every _WATCH_EVERY: the worker may move on to a stage with a new deadline.
+            if self._done.acquire(timeout=self.poll()):
                 break
             if self.expired():
                 raise _TimedOut(self._stage, self._seconds)
