@@ -14,8 +14,6 @@ message naming the field. ``user`` is replaced by a keyed digest.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -105,7 +103,7 @@ def parse_request(path: str, body: Any, *, conversation_id: str, user_key: bytes
         if name == "user":
             if not isinstance(value, str):
                 raise Blocked("parse", "request field 'user' must be a string")
-            fields["user"] = "u-" + hmac.new(user_key, value.encode(), hashlib.sha256).hexdigest()[:24]
+            fields["user"] = "u-" + hmac_sha256(user_key, value.encode()).hex()[:24]
         elif name in _SAFE_FIELDS:
             fields[name] = value
         else:

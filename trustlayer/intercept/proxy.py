@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import hmac
 import json
 import logging
@@ -34,6 +33,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route as HttpRoute
 from starlette.types import Receive, Scope, Send
 
+from trustlayer._mac import hmac_sha256
 from trustlayer.endpoints.base import ChatEndpoint, client_for
 from trustlayer.endpoints.openai_client import OpenAIClient
 from trustlayer.errors import Blocked
@@ -185,7 +185,7 @@ class _Proxy:
         try:
             key = self.authenticate(request)
             body = await self.read_json(request)
-            scope_key = hmac.new(self._conversation_key, key, hashlib.sha256).digest()
+            scope_key = hmac_sha256(self._conversation_key, key)
             cid = conversation_id_for(body if isinstance(body, dict) else {}, scope_key)
             wire = parse_request(request.url.path, body, conversation_id=cid, user_key=scope_key)
         except Blocked as blocked:
@@ -371,8 +371,7 @@ def create_app(gate: Gate, *, sender: Endpoint, upstream: Endpoint, api_keys: Se
     app = _ProxyApp(exception_handlers={HTTPException: not_found}, routes=[
         HttpRoute("/healthz", proxy.healthz, methods=["GET"]),
         HttpRoute("/v1/models", proxy.models, methods=["GET"]),
-        HttpRoute("/v1/chat/completions", proxy.llm, methods=["POST"]),
-        HttpRoute("/v1/completions", proxy.llm, methods=["POST"]),
+        *(HttpRoute(path, proxy.llm, methods=["POST"]) for path in sorted(_LLM_PATHS)),
     ], lifespan=lifespan)
     app.state.proxy = proxy
     return app
