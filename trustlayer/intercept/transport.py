@@ -15,6 +15,7 @@ raise a clear error and do not retry.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import AsyncIterator, Iterator
@@ -246,20 +247,25 @@ class TrustTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
             if _is_sse(response):
                 return self._stream_async(prep, response)
             payload = await response.aread()
-            return self._restore_json(prep, response, payload)
+            # The inbound path signs and records: in a worker thread, not on the event loop.
+            return await self.layer.gate.offload(lambda: self._restore_json(prep, response, payload))
         except TrustError as exc:
             return blocked_response(exc, request)
 
     def _stream_async(self, prep: _Prepared, response: httpx.Response) -> httpx.Response:
         rewriter = SseRewriter(self.layer.gate.stream_inbound(prep.out.route, request=prep.out), prep.wire.kind)
 
+        offload = self.layer.gate.offload
+
         async def events() -> AsyncIterator[bytes]:
             try:
                 async for data in response.aiter_bytes():
-                    out = rewriter.feed(data)
+                    # The end of the stream signs and records the response: not on the event loop.
+                    out = await offload(functools.partial(rewriter.feed, data)) if b"[DONE]" in data \
+                        else rewriter.feed(data)
                     if out:
                         yield out
-                yield rewriter.finish()
+                yield await offload(rewriter.finish)
             except TrustError as exc:
                 yield error_event(refusal(exc))
             finally:
