@@ -109,13 +109,12 @@ def agent(name: str, *, layer: TrustLayer | None = None,
 
         if inspect.iscoroutinefunction(handler):
             async def run_async(message: AgentMessage) -> AgentMessage:
-                import anyio
-
                 tl = resolve()
-                inbound = await anyio.to_thread.run_sync(receive_message, tl, message)
+                # Both gate paths run in one worker thread each, watched from the event loop.
+                inbound = await tl.gate.offload(lambda: receive_message(tl, message))
                 kwargs = {"sender": message.sender} if takes_sender else {}
                 text = await handler(inbound.message.text or "", **kwargs)
-                return await anyio.to_thread.run_sync(reply, tl, message, inbound, text)
+                return await tl.gate.offload(lambda: reply(tl, message, inbound, text))
             return functools.wraps(handler)(run_async)
 
         def run(message: AgentMessage) -> AgentMessage:
