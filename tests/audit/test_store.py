@@ -392,3 +392,36 @@ def test_a_failed_inline_commit_fails_the_appending_caller() -> None:
     with pytest.raises(AuditError, match="disk I/O error"):
         committer.append((b"x",))
     committer.close()
+
+
+def test_an_appending_leader_returns_once_its_own_entry_committed_under_steady_load() -> None:
+    """The thread that takes the lead must not stay to commit everyone else's entries while the queue refills."""
+
+    def flush(batch: object) -> int:
+        time.sleep(0.002)  # a commit that takes a while, so the queue refills meanwhile
+        flush.count += len(batch)  # type: ignore[attr-defined, arg-type]
+        return flush.count - len(batch)  # type: ignore[attr-defined, arg-type]
+
+    flush.count = 0  # type: ignore[attr-defined]
+    committer = GroupCommitter(flush)
+    stop = time.monotonic() + 1.5
+    worst: list[float] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        slowest = 0.0
+        while time.monotonic() < stop:
+            t0 = time.monotonic()
+            committer.append((b"x",))
+            slowest = max(slowest, time.monotonic() - t0)
+        with lock:
+            worst.append(slowest)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    committer.close()
+    assert len(worst) == 8
+    assert max(worst) < 0.5, worst

@@ -131,12 +131,6 @@ class GroupCommitter:
         """Queue one envelope; the waiter resolves to its log index once committed."""
         return self._enqueue((envelope,), Waiter())
 
-    def submit_many(self, envelopes: tuple[bytes, ...]) -> Waiter:
-        """Queue envelopes to commit together at consecutive indices; resolves to the first index."""
-        if not envelopes:
-            raise ValueError("submit_many needs at least one envelope")
-        return self._enqueue(envelopes, Waiter())
-
     def _enqueue(self, envelopes: tuple[bytes, ...], waiter: Waiter, *, poke: bool = True) -> Waiter:
         with self._state:
             if self._closed:
@@ -151,7 +145,7 @@ class GroupCommitter:
         return await self._submit_async((envelope,))
 
     async def submit_many_async(self, envelopes: tuple[bytes, ...]) -> int:
-        """``submit_many`` and wait without blocking the event loop; the index of the first."""
+        """Queue envelopes to commit together at consecutive indices, without blocking the event loop; the first index."""
         if not envelopes:
             raise ValueError("submit_many needs at least one envelope")
         return await self._submit_async(envelopes)
@@ -197,7 +191,11 @@ class GroupCommitter:
                     return
 
     def _drain(self, inline: Waiter | None = None) -> None:
-        """Commit everything queued, in batches (the caller holds the lead)."""
+        """Commit what is queued, in batches (the caller holds the lead).
+
+        An appending leader (``inline``) stops once its own entry committed: under steady load
+        the queue never runs dry, and the rest is the writer's (``append`` pokes it).
+        """
         queue = self._queue
         while queue:
             # whole submissions, up to max_batch envelopes (a larger single one goes alone)
@@ -218,6 +216,8 @@ class GroupCommitter:
                     if not waiter._released:
                         _release(waiter)
                 raise
+            if inline is not None and any(waiter is inline for _, waiter in batch):
+                return
 
     def _sweep(self, *, force: bool = False) -> None:
         """Forget finished chains; release the waiters of chains older than ``SWEEP_AFTER``."""
