@@ -145,7 +145,7 @@ class GroupCommitter:
         return await self._submit_async((envelope,))
 
     async def submit_many_async(self, envelopes: tuple[bytes, ...]) -> int:
-        """Queue envelopes to commit together at consecutive indices, without blocking the event loop; the first index."""
+        """Queue envelopes at consecutive indices and wait without blocking the event loop; the first index."""
         if not envelopes:
             raise ValueError("submit_many needs at least one envelope")
         return await self._submit_async(envelopes)
