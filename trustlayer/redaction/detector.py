@@ -125,7 +125,7 @@ class PiiDetector:
             cards = [s for s in spans if s.entity_type == "CREDIT_CARD"]
             if cards:
                 spans.extend(cvv_near_cards(doc, cards))
-        if self.ner and wanted & NER_ENTITY_TYPES and _may_name(doc):
+        if self.ner and _needs_ner(doc, wanted & NER_ENTITY_TYPES):
             from trustlayer.redaction.nlp import ner_engine
 
             health_terms: Terms | None = None
@@ -142,8 +142,12 @@ class PiiDetector:
                         continue
                     if health_terms is None:
                         health_terms = terms(doc)
-                    if health_terms.covers(*trimmed):
-                        continue  # a drug or an eponym ("Wegovy", "Crohn's disease"), not a person
+                    term = health_terms.covering(*trimmed)
+                    if term is not None and (term != trimmed or _health_covers(spans, *trimmed)):
+                        # An eponym inside a longer term ("Crohn" in "Crohn's disease") or a drug already
+                        # found as a stated condition ("I'm on Wegovy"); a drug name alone may be a first
+                        # name ("Kyleena"), and stays a person.
+                        continue
                     start, end = trimmed
                 spans.append(Span(label, start, end, score, f"spacy:{label.lower()}"))
         return [s for s in spans if s.score >= self.score_threshold]
@@ -172,7 +176,7 @@ _SECRET_KEY = re.compile(r"(?:\w*[_.-])?(?:secret|token|api[_-]?key|apikey|acces
                          r"client[_-]?secret|credentials?|auth)(?:[_.-]\w*)?", re.IGNORECASE)
 
 
-_CAPITALIZED = re.compile(r"(?<![\w'’])[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ][\w'’-]*")
+_WORD = re.compile(r"(?<![\w'’])[^\W\d_][\w'’-]*")
 
 
 def _may_name(doc: str) -> bool:
@@ -181,8 +185,29 @@ def _may_name(doc: str) -> bool:
     NER names without a capitalized word are dropped anyway (``_trim_name``), so a text
     without one skips the model; lower-case names are the context rules' job.
     """
-    return any(m.group().lower().replace("'", "").replace("’", "") not in STOPWORDS
-               for m in _CAPITALIZED.finditer(doc))
+    return any(len(w) > 1 and w[0].isupper() and w[1].islower()
+               and w.lower().replace("'", "").replace("’", "") not in STOPWORDS
+               for w in (m.group() for m in _WORD.finditer(doc)))
+
+
+def _needs_ner(doc: str, wanted: frozenset[str]) -> bool:
+    """Whether NER could find anything kept here, so the model runs only when it can matter.
+
+    A name needs a capitalized word (``_may_name``); a place is kept only near a personal cue
+    ("I live in berlin"), whatever its case; other NER types always run.
+    """
+    if wanted - {"PERSON", "LOCATION"}:
+        return True
+    if "PERSON" in wanted and _may_name(doc):
+        return True
+    if "LOCATION" in wanted:
+        lowered = doc.lower()
+        return any(cue in lowered for cue in _PERSONAL_PLACE)
+    return False
+
+
+def _health_covers(spans: Sequence[Span], start: int, end: int) -> bool:
+    return any(s.entity_type == "HEALTH_CONDITION" and s.start <= start and end <= s.end for s in spans)
 
 
 def _credential_fields(segments: Sequence[_Segment], wanted: frozenset[str]) -> list[Span]:
@@ -253,10 +278,11 @@ def _repeats(doc: str, spans: Sequence[Span]) -> list[Span]:
     names: dict[str, Span] = {}
     for span in spans:
         value = doc[span.start:span.end]
-        if len(value) >= 4:
+        if span.entity_type == "HEALTH_CONDITION":
+            if len(value) >= 3:
+                names.setdefault(value.lower(), span)  # "Diabetes ... diabetes": a condition in any case
+        elif len(value) >= 4:
             exact.setdefault(value, span)
-        if span.entity_type == "HEALTH_CONDITION" and len(value) >= 3:
-            names.setdefault(value.lower(), span)  # "Diabetes ... diabetes": a condition in any case
         if span.entity_type == "PERSON":
             for word in re.findall(r"[^\W\d_][\w'’-]*", value):
                 if len(word) >= 3 and word.lower().replace("'", "").replace("’", "") not in STOPWORDS:
@@ -265,10 +291,13 @@ def _repeats(doc: str, spans: Sequence[Span]) -> list[Span]:
     for needles, flags in ((exact, 0), (names, re.IGNORECASE)):
         if not needles:
             continue
-        alternation = "|".join(re.escape(n) for n in sorted(needles, key=len, reverse=True))
+        # One named group per value: the match says which value it is, whatever case folding matched
+        # ("İlkay" for "ilkay" does not lower-case back to the key).
+        ordered = sorted(needles.items(), key=lambda kv: len(kv[0]), reverse=True)
+        alternation = "|".join(f"(?P<v{i}>{re.escape(n)})" for i, (n, _) in enumerate(ordered))
         pattern = re.compile(r"(?<![\w@.-])(?:" + alternation + r")(?![\w@-])", flags)
         for match in pattern.finditer(doc):
-            origin = needles[match.group().lower() if flags else match.group()]
+            origin = ordered[int(str(match.lastgroup)[1:])][1]
             found.append(Span(origin.entity_type, match.start(), match.end(), min(origin.score, 0.8),
                               "trustlayer:repeat", origin.validated))
     return found

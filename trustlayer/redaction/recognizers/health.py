@@ -265,10 +265,10 @@ class Terms(NamedTuple):
     starts: tuple[int, ...]
     ends: tuple[int, ...]
 
-    def covers(self, start: int, end: int) -> bool:
-        """Whether ``start:end`` lies inside one term (NER reads "Crohn" in "Crohn's disease" as a name)."""
+    def covering(self, start: int, end: int) -> tuple[int, int] | None:
+        """The term ``start:end`` lies inside, if any (NER reads "Crohn" in "Crohn's disease" as a name)."""
         i = bisect.bisect_right(self.starts, start) - 1
-        return i >= 0 and self.ends[i] >= end
+        return (self.starts[i], self.ends[i]) if i >= 0 and self.ends[i] >= end else None
 
 
 def terms(text: str) -> Terms:
