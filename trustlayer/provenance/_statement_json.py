@@ -24,6 +24,7 @@ from operator import index
 from typing import Any
 
 from trustlayer.provenance import _json
+from trustlayer.provenance.records import transmitted_digest
 from trustlayer.types import Channel, Decision, Hop, Verdict
 
 __all__ = ["statement_json"]
@@ -82,9 +83,8 @@ def statement_json(hop: Hop, *, salt: bytes, key_id: str, sequence: int, nonce: 
         block = "null"
         transmitted = ""
         if route.channel is Channel.AGENT_AGENT:
-            t = hashlib.sha256(bytes.fromhex(nonce))
-            t.update(hop.content)
-            transmitted = ',{"digest":{"sha256":"' + t.hexdigest() + '"},"name":"transmitted"}'
+            transmitted = (',{"digest":{"sha256":"' + transmitted_digest(nonce, hop.content)
+                           + '"},"name":"transmitted"}')
     # nonce and key_id go through the escaper too: a caller's bad value cannot break the JSON.
     counts = ",".join([f"{_q(k)}:{index(n)}" for k, n in sorted(hop.entity_counts.items())])
     model = hop.model
