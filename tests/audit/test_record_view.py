@@ -61,3 +61,11 @@ def test_other_trustlayer_statements_are_read_by_their_identity(signer: RecordSi
     missing = _other_statement(signer, event="router-training", key_id=signer.key.key_id)
     with pytest.raises(SignatureError, match="predicate has a key_id and a sequence"):
         record_identity(missing, ring)
+
+
+def test_kind_of_a_predicate_type_without_a_path_is_the_value_itself() -> None:
+    from trustlayer.audit.record_view import _kind_of
+
+    assert _kind_of("https://trustlayer.dev/rotation/v1") == "rotation"
+    assert _kind_of("foo") == "foo"       # raised IndexError and stopped indexing the whole log
+    assert _kind_of("") == "-"

@@ -134,7 +134,7 @@ def _other(envelope: bytes, verified: Verified, predicate_type: str, predicate: 
         conversation_id=_text(predicate.get("conversation_id"), "-"),
         sender=verified.owner or verified.key_id[:16],
         recipient="",
-        direction=_text(predicate.get("event"), predicate_type.rstrip("/").rsplit("/", 2)[-2]),
+        direction=_text(predicate.get("event"), _kind_of(predicate_type)),
         outcome="",
         rule_ids=(),
         entity_types=(),
@@ -142,3 +142,9 @@ def _other(envelope: bytes, verified: Verified, predicate_type: str, predicate: 
         parents=tuple(p for p in parents if isinstance(p, str)) if isinstance(parents, list) else (),
         predicate_type=predicate_type,
     )
+
+
+def _kind_of(predicate_type: str) -> str:
+    """The kind named in a predicate type URI (``.../rotation/v1`` -> ``rotation``); the whole value otherwise."""
+    parts = predicate_type.rstrip("/").rsplit("/", 2)
+    return parts[-2] if len(parts) > 2 else predicate_type or "-"
