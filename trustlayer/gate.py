@@ -765,6 +765,8 @@ class _LoopWatchers:
 #: How often (seconds) a waiting caller or an event loop checks the deadline of a watched gate path.
 _WATCH_EVERY = 0.05
 
+_monotonic = time.monotonic
+
 #: Seconds a worker thread may take to pick up a path before the message is blocked.
 _PICKUP_SECONDS = 10.0
 
@@ -777,8 +779,12 @@ class _Watched:
     and the hung stage's thread is abandoned (a Python thread cannot be killed).
     """
 
+    __slots__ = ("_gate", "_timeouts", "_lock", "_stage", "_seconds", "_deadline", "_cancelled", "_done",
+                 "_result", "_error", "on_timeout")
+
     def __init__(self, gate: Gate) -> None:
         self._gate = gate
+        self._timeouts = gate._timeouts
         self._lock = threading.Lock()
         # Until the worker starts the first stage, the path is "gate" with its own deadline: a worker
         # that never picks the flow up (e.g. a thread lost across fork) must not leave the caller waiting.
@@ -807,16 +813,15 @@ class _Watched:
     def expired(self) -> bool:
         """True (and the flow told to stop) when the running stage is past its deadline."""
         with self._lock:
-            if self._deadline is not None and time.monotonic() > self._deadline:
+            if self._deadline is not None and _monotonic() > self._deadline:
                 self._cancelled = True
                 return True
             return False
 
     def poll(self) -> float:
         """Seconds until the next deadline check: at the deadline, and at least every ``_WATCH_EVERY``."""
-        with self._lock:
-            deadline = self._deadline
-        return _WATCH_EVERY if deadline is None else min(max(0.0, deadline - time.monotonic()), _WATCH_EVERY)
+        deadline = self._deadline  # one attribute read: no lock needed to look
+        return _WATCH_EVERY if deadline is None else min(max(0.0, deadline - _monotonic()), _WATCH_EVERY)
 
     def drive_here(self, flow: _Flow, on_timeout: Callable[[_Stop], _Flow]) -> Any:
         """Run a path in this (already watched) thread; refuse its result if the watcher gave up on it."""
@@ -829,18 +834,20 @@ class _Watched:
         return result
 
     def _call(self, call: _Call) -> Any:
-        seconds = self._gate._timeouts.get(call.stage)
+        seconds = self._timeouts.get(call.stage)
+        deadline = None if seconds is None else _monotonic() + seconds
         with self._lock:
+            # The watcher decides "expired" under this lock; a stage starts only if it has not.
             if self._cancelled:
                 raise _Cancelled
             self._stage = call.stage
             self._seconds = seconds
-            self._deadline = None if seconds is None else time.monotonic() + seconds
+            self._deadline = deadline
         try:
             return self._gate._invoke(call)
         finally:
-            with self._lock:
-                self._deadline = None
+            # No lock: whatever the watcher decides from here on, the next stage and the result check see it.
+            self._deadline = None
 
     def _work(self, flow: _Flow) -> None:
         try:
@@ -851,12 +858,11 @@ class _Watched:
             self._done.release()
 
     def run(self, flow: _Flow) -> Any:
-        self._deadline = time.monotonic() + _PICKUP_SECONDS
+        self._deadline = _monotonic() + _PICKUP_SECONDS
+        wait = self._done.acquire
         _workers.start(lambda: self._work(flow))
-        while True:
-            # Re-check at least every _WATCH_EVERY: the worker may move on to a stage with a new deadline.
-            if self._done.acquire(timeout=self.poll()):
-                break
+        # Re-check at least every _WATCH_EVERY: the worker may move on to a stage with a new deadline.
+        while not wait(timeout=self.poll()):
             if self.expired():
                 raise _TimedOut(self._stage, self._seconds)
         if self._error is not None:
