@@ -109,3 +109,29 @@ def test_presidio_analyzer_engine_runs_trustlayer_recognizers() -> None:
     found = {(r.entity_type, text[r.start:r.end]) for r in analyzer_engine().analyze(text, language="en")}
     assert {("PERSON", "Angela Merkel"), ("EMAIL_ADDRESS", "angela@example.org"),
             ("API_KEY", "AKIAIOSFODNN7EXAMPLE"), ("IBAN_CODE", "DE89 3704 0044 0532 0130 00")} <= found
+
+
+def test_presidio_analyzer_engine_shares_the_detectors_lock_on_the_spacy_pipeline() -> None:
+    """Presidio's own API and our detector run one spaCy pipeline; neither may run it while the other does."""
+    import threading
+
+    from trustlayer.redaction.nlp import analyzer_engine, ner_engine
+
+    engine = analyzer_engine()
+    shared = ner_engine()._engine
+    assert engine.nlp_engine is shared
+    done = threading.Event()
+    results: list[object] = []
+
+    def analyze() -> None:
+        results.extend(engine.analyze("Ask Angela Merkel about Berlin.", language="en"))
+        done.set()
+
+    with shared._lock:  # what the detector holds while it runs the pipeline
+        worker = threading.Thread(target=analyze)
+        worker.start()
+        assert not done.wait(0.5), "Presidio's AnalyzerEngine ran the pipeline while the detector held it"
+    worker.join(timeout=30)
+    assert done.is_set() and results
+    batch = list(shared.process_batch(["Angela Merkel lives in Berlin."], "en"))
+    assert [e.label_ for e in batch[0][1].entities] == ["PERSON", "LOCATION"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -79,10 +80,31 @@ def load_spacy() -> Any:
 
 
 class _NerOnlyEngine(SpacyNlpEngine):
-    """Presidio's spaCy engine, loading the pipeline through :func:`load_spacy`."""
+    """Presidio's spaCy engine, loading the pipeline through :func:`load_spacy`, one text at a time.
+
+    spaCy does not promise that one pipeline may run in two threads at once, so every
+    way in (ours, and Presidio's ``AnalyzerEngine`` from :func:`analyzer_engine`) takes
+    the same lock.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._lock = threading.Lock()
 
     def load(self) -> None:
         self.nlp = {"en": load_spacy()}  # type: ignore[assignment]  # Presidio declares it None
+
+    def process_text(self, text: str, language: str) -> NlpArtifacts:
+        with self._lock:
+            return super().process_text(text, language)
+
+    def process_batch(self, texts: Any, language: str, batch_size: int = 1, n_process: int = 1,
+                      **kwargs: Any) -> Generator[Any, Any, None]:
+        with self._lock:
+            # All of it under the lock: Presidio's generator would run the pipeline lazily, after release.
+            done = list(super().process_batch(texts, language, batch_size=batch_size, n_process=n_process,
+                                              **kwargs))
+        yield from done
 
 
 class NerEngine:
@@ -98,13 +120,10 @@ class NerEngine:
         self._engine = _NerOnlyEngine(models=[{"lang_code": "en", "model_name": MODEL_PACKAGE}],
                                       ner_model_configuration=config)
         self._engine.load()
-        # spaCy does not promise that one pipeline may run in two threads at once.
-        self._lock = threading.Lock()
 
     def artifacts(self, text: str) -> NlpArtifacts:
         """Presidio ``NlpArtifacts`` for ``text`` (entities relabelled to Presidio types)."""
-        with self._lock:
-            return self._engine.process_text(text, "en")
+        return self._engine.process_text(text, "en")
 
     def entities(self, text: str) -> list[tuple[str, int, int, float]]:
         """``(entity_type, start, end, score)`` for every mapped entity in ``text``."""
