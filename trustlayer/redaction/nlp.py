@@ -99,11 +99,11 @@ class _NerOnlyEngine(SpacyNlpEngine):
             return super().process_text(text, language)
 
     def process_batch(self, texts: Any, language: str, batch_size: int = 1, n_process: int = 1,
-                      **kwargs: Any) -> Generator[Any, Any, None]:
+                      as_tuples: bool = False, **kwargs: Any) -> Generator[Any, Any, None]:
         with self._lock:
             # All of it under the lock: Presidio's generator would run the pipeline lazily, after release.
             done = list(super().process_batch(texts, language, batch_size=batch_size, n_process=n_process,
-                                              **kwargs))
+                                              as_tuples=as_tuples, **kwargs))
         yield from done
 
 
