@@ -141,3 +141,27 @@ def test_proofs_roundtrip_against_naive_definition(leaves: list[bytes], data: st
     # Any other leaf at that position must fail.
     with pytest.raises(ProofError):
         verify_inclusion(index, size, leaf_hash(leaves[index] + b"x"), tree.inclusion_proof(index, size), root)
+
+
+@settings(max_examples=60)
+@given(st.lists(st.binary(max_size=8), max_size=70), st.lists(st.integers(min_value=0, max_value=9), max_size=12))
+def test_extend_in_chunks_equals_append_one_by_one(leaves: list[bytes], chunks: list[int]) -> None:
+    # extend inlines append's parent-completion loop; every size's root must come out the same
+    one_by_one, chunked = MerkleTree(), MerkleTree()
+    for d in leaves:
+        one_by_one.append(leaf_hash(d))
+    hashes = [leaf_hash(d) for d in leaves]
+    start = 0
+    for n in [*chunks, len(hashes)]:
+        chunked.extend(hashes[start:start + n])
+        start += n
+    assert chunked.size == one_by_one.size == len(leaves)
+    for size in range(len(leaves) + 1):
+        assert chunked.root(size) == one_by_one.root(size) == _naive_mth(leaves[:size])
+
+
+def test_extend_with_a_bad_leaf_hash_adds_nothing() -> None:
+    tree = MerkleTree([leaf_hash(b"a")])
+    with pytest.raises(ValueError, match="leaf hash must be 32 bytes, got 3"):
+        tree.extend([leaf_hash(b"b"), b"bad"])
+    assert tree.size == 1 and tree.root() == leaf_hash(b"a")

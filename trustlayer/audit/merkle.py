@@ -38,9 +38,16 @@ class ProofError(ValueError):
     """A Merkle proof is malformed or does not verify; the message says which check failed."""
 
 
+# The hash state after the domain-separation byte: copying it is cheaper than a new hash
+# object plus a copy of the (kilobyte-sized) envelope behind the prefix byte.
+_LEAF_PREFIX = hashlib.sha256(b"\x00")
+
+
 def leaf_hash(data: bytes) -> bytes:
     """RFC 9162 2.1.1: MTH({d(0)}) = HASH(0x00 || d(0))."""
-    return hashlib.sha256(b"\x00" + data).digest()
+    h = _LEAF_PREFIX.copy()
+    h.update(data)
+    return h.digest()
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
@@ -90,9 +97,28 @@ class MerkleTree:
         return index
 
     def extend(self, leaf_hashes: Iterable[bytes]) -> None:
-        """Append many leaf hashes in order."""
-        for leaf in leaf_hashes:
-            self.append(leaf)
+        """Append many leaf hashes in order (``append`` for each, without the per-call overhead).
+
+        All of them are checked before the first is added, so a bad one leaves the tree unchanged.
+        """
+        leaves = list(leaf_hashes)
+        for leaf in leaves:
+            if len(leaf) != HASH_SIZE:
+                raise ValueError(f"leaf hash must be {HASH_SIZE} bytes, got {len(leaf)}")
+        levels = self._levels
+        bottom = levels[0]
+        sha256 = hashlib.sha256
+        for leaf in leaves:
+            i = len(bottom)
+            bottom.append(leaf)
+            h = 0
+            # as in append: complete every parent whose right child just became complete
+            while i & 1:
+                if h + 1 == len(levels):
+                    levels.append([])
+                level = levels[h]
+                levels[h + 1].append(sha256(b"\x01" + level[i - 1] + level[i]).digest())
+                h, i = h + 1, i >> 1
 
     def truncate(self, size: int) -> None:
         """Drop every leaf from ``size`` on (undo of appends whose transaction rolled back)."""
