@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-from trustlayer import _workers
+from trustlayer import _watchdog, _workers
 from trustlayer._gate_checks import check_findings, check_transformed
 from trustlayer.errors import Blocked, TrustError, Unverified
 from trustlayer.stages import (
@@ -780,7 +780,7 @@ class _Watched:
     """
 
     __slots__ = ("_gate", "_timeouts", "_lock", "_stage", "_seconds", "_deadline", "_cancelled", "_done",
-                 "_result", "_error", "on_timeout")
+                 "_woken", "_result", "_error", "on_timeout")
 
     def __init__(self, gate: Gate) -> None:
         self._gate = gate
@@ -793,7 +793,8 @@ class _Watched:
         self._deadline: float | None = None
         self._cancelled = False
         self._done = threading.Lock()
-        self._done.acquire()  # released by the worker when the flow has finished
+        self._done.acquire()  # released once: by the worker when the flow has finished, or by a timeout
+        self._woken = False
         self._result: Any = None
         self._error: BaseException | None = None
         self.on_timeout: Callable[[_Stop], _Flow] | None = None
@@ -818,6 +819,17 @@ class _Watched:
                 return True
             return False
 
+    def check(self) -> bool:
+        """From the watchdog thread: past the deadline, stop the flow and wake the caller. True when woken."""
+        with self._lock:
+            if self._woken:
+                return True
+            if self._deadline is None or _monotonic() <= self._deadline:
+                return False
+            self._cancelled = self._woken = True
+        self._done.release()
+        return True
+
     def poll(self) -> float:
         """Seconds until the next deadline check: at the deadline, and at least every ``_WATCH_EVERY``."""
         deadline = self._deadline  # one attribute read: no lock needed to look
@@ -827,44 +839,63 @@ class _Watched:
         """Run a path in this (already watched) thread; refuse its result if the watcher gave up on it."""
         with self._lock:
             self.on_timeout = on_timeout
-        result = self._gate._drive(flow, self._call)
+        result = self._drive(flow)
         with self._lock:
             if self._cancelled:
                 raise _Cancelled
         return result
 
-    def _call(self, call: _Call) -> Any:
-        seconds = self._timeouts.get(call.stage)
-        deadline = None if seconds is None else _monotonic() + seconds
-        with self._lock:
-            # The watcher decides "expired" under this lock; a stage starts only if it has not.
-            if self._cancelled:
-                raise _Cancelled
-            self._stage = call.stage
-            self._seconds = seconds
-            self._deadline = deadline
-        try:
-            return self._gate._invoke(call)
-        finally:
+    def _drive(self, flow: _Flow) -> Any:
+        """``Gate._drive`` keeping each stage's deadline for the watcher (written out: it runs for every stage)."""
+        invoke = self._gate._invoke
+        timeouts = self._timeouts
+        lock = self._lock
+        value: Any = None
+        error: _Stop | None = None
+        while True:
+            try:
+                call = flow.send(value) if error is None else flow.throw(error)
+            except StopIteration as done:
+                return done.value
+            value, error = None, None
+            seconds = timeouts.get(call.stage)
+            deadline = None if seconds is None else _monotonic() + seconds
+            with lock:
+                # The watcher decides "expired" under this lock; a stage starts only if it has not.
+                if self._cancelled:
+                    raise _Cancelled
+                self._stage = call.stage
+                self._seconds = seconds
+                self._deadline = deadline
+            try:
+                value = invoke(call)
+            except _Stop as stop:
+                error = stop
+            except Exception as exc:  # noqa: BLE001 - fail closed on anything a stage raises
+                error = _Stop(call.stage, _describe(exc))
             # No lock: whatever the watcher decides from here on, the next stage and the result check see it.
             self._deadline = None
 
     def _work(self, flow: _Flow) -> None:
         try:
-            self._result = self._gate._drive(flow, self._call)
+            self._result = self._drive(flow)
         except BaseException as exc:  # noqa: BLE001 - handed over to the caller's thread
             self._error = exc
         finally:
-            self._done.release()
+            with self._lock:
+                woken, self._woken = self._woken, True
+            if not woken:
+                self._done.release()
 
     def run(self, flow: _Flow) -> Any:
         self._deadline = _monotonic() + _PICKUP_SECONDS
-        wait = self._done.acquire
+        # An untimed wait (a timed one arms a kernel timer per call): the watchdog thread wakes us at a deadline.
+        _watchdog.watch(self)
         _workers.start(lambda: self._work(flow))
-        # Re-check at least every _WATCH_EVERY: the worker may move on to a stage with a new deadline.
-        while not wait(timeout=self.poll()):
-            if self.expired():
-                raise _TimedOut(self._stage, self._seconds)
+        self._done.acquire()
+        _watchdog.forget(self)
+        if self._cancelled:
+            raise _TimedOut(self._stage, self._seconds)
         if self._error is not None:
             raise self._error
         return self._result

@@ -90,3 +90,73 @@ def test_hanging_stage_fixture_still_blocks() -> None:
     gate = make_gate(detector=Hanging(5.0, RegexDetector(), "detect"), timeouts={"detect": 0.1})
     with pytest.raises(Blocked, match="timed out"):
         gate.outbound(chat("hello"), ROUTE)
+
+
+def _watchdog_ticking() -> bool:
+    from trustlayer import _watchdog
+
+    dog = _watchdog._dog
+    return dog is not None and not dog._sleeping
+
+
+def test_the_deadline_watchdog_sleeps_when_idle_and_wakes_for_the_next_hung_stage() -> None:
+    import time
+
+    from trustlayer import _watchdog
+
+    make_gate().outbound(chat("hello"), ROUTE)  # the watchdog thread exists from here on
+    deadline = time.monotonic() + 2
+    while _watchdog_ticking() and time.monotonic() < deadline:
+        time.sleep(_watchdog.EVERY)
+    assert not _watchdog_ticking(), "the watchdog kept ticking with nothing to watch"
+    gate = make_gate(detector=Hanging(5.0, RegexDetector(), "detect"), timeouts={"detect": 0.2})
+    started = time.monotonic()
+    with pytest.raises(Blocked, match="detect: timed out after 0.2 s"):
+        gate.outbound(chat("hello"), ROUTE)
+    # Noticed on the watchdog's next look after the deadline (plus scheduling), not at the 5 s the stage takes.
+    assert time.monotonic() - started < 0.2 + 10 * _watchdog.EVERY
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_gets_its_own_deadline_watchdog() -> None:
+    make_gate(detector=Hanging(0.0, RegexDetector(), "detect"), timeouts={"detect": 1.0}).outbound(
+        chat("hello"), ROUTE)  # the parent's watchdog thread exists now
+    pid = os.fork()
+    if pid == 0:  # the child has no watchdog thread: a hung stage must still time out
+        try:
+            gate = make_gate(detector=Hanging(30.0, RegexDetector(), "detect"), timeouts={"detect": 0.2})
+            gate.outbound(chat("hello"), ROUTE)
+            os._exit(2)  # should have been blocked
+        except Blocked:
+            os._exit(0)
+        except BaseException:  # noqa: BLE001
+            os._exit(1)
+    import time
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    pytest.fail("the forked child's hung stage never timed out (no watchdog in the child)")
+
+
+def test_stages_ending_right_at_their_deadline_either_pass_or_block_never_both() -> None:
+    """A path that finishes as the watchdog looks: the caller gets the result or Blocked, and the log agrees."""
+    from trustlayer import _watchdog
+
+    for _ in range(30):
+        rec = ListRecorder()
+        gate = make_gate(detector=Hanging(_watchdog.EVERY, RegexDetector(), "detect"), recorder=rec,
+                         timeouts={"detect": _watchdog.EVERY})
+        try:
+            gate.outbound(chat("hello"), ROUTE)
+        except Blocked:
+            # The hung path stops before its next stage: no outbound record, only the block.
+            assert rec.directions() == ["block"]
+        else:
+            assert rec.directions() == ["outbound"]
