@@ -147,6 +147,63 @@ def test_rolled_back_batch_leaves_the_tree_as_it_was(db_path: Path, log_key: Sig
             store.close()  # no final checkpoint over a damaged log, but the connections are closed
 
 
+def test_opening_a_damaged_log_leaves_no_writer_thread_or_connection(db_path: Path, log_key: SigningKey,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    with SQLiteStore(db_path, log_key=log_key) as store:
+        store.record(b"first")
+    conn = sqlite3.connect(db_path)
+    conn.execute("INSERT INTO entries VALUES (5, x'00', ?, 0)", (b"\0" * 32,))  # entries 1..4 are missing
+    conn.commit()
+    conn.close()
+    opened: list[sqlite3.Connection] = []
+    connect = SQLiteStore._connect
+
+    def tracking_connect(self: SQLiteStore) -> sqlite3.Connection:
+        opened.append(connect(self))
+        return opened[-1]
+
+    monkeypatch.setattr(SQLiteStore, "_connect", tracking_connect)
+    before = {t.name for t in threading.enumerate()}
+    with pytest.raises(AuditError, match="is damaged: entry 1 is missing"):
+        SQLiteStore(db_path, log_key=log_key)
+    assert {t.name for t in threading.enumerate()} - before == set()  # the group-commit thread has ended
+    assert len(opened) == 2
+    for c in opened:
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            c.execute("SELECT 1")
+
+
+def test_opening_a_file_that_is_no_audit_log_read_only_closes_its_connections(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.close()
+    opened: list[sqlite3.Connection] = []
+    connect = SQLiteStore._connect
+    monkeypatch.setattr(SQLiteStore, "_connect", lambda self: opened.append(connect(self)) or opened[-1])
+    with pytest.raises(AuditError, match="is not a trustlayer audit log"):
+        SQLiteStore(other)
+    assert len(opened) == 2
+    for c in opened:
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            c.execute("SELECT 1")
+
+
+def test_new_logs_use_8k_pages_and_existing_logs_keep_theirs(tmp_path: Path, log_key: SigningKey) -> None:
+    with SQLiteStore(tmp_path / "new.db", log_key=log_key) as store:
+        store.record(b"first")
+    assert sqlite3.connect(tmp_path / "new.db").execute("PRAGMA page_size").fetchone()[0] == 8192
+    old = tmp_path / "old.db"
+    conn = sqlite3.connect(old)
+    conn.execute("PRAGMA page_size = 4096")
+    conn.execute("CREATE TABLE scratch (x)")  # the file exists with 4 KiB pages
+    conn.close()
+    with SQLiteStore(old, log_key=log_key) as store:
+        assert store.record(b"first") == 0
+    assert sqlite3.connect(old).execute("PRAGMA page_size").fetchone()[0] == 4096
+    with SQLiteStore(old) as reader:
+        assert reader.entry(0).envelope == b"first"
+
+
 def test_search_index_holds_only_verified_entries(db_path: Path, signer: RecordSigner, log_key: SigningKey,
                                                   trusted: Keyring) -> None:
     stranger = RecordSigner(endpoint="mallory")

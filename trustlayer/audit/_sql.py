@@ -77,9 +77,25 @@ class SQLLogStore(ReviewMixin, ABC):
         # One writer connection shared by the group-commit thread and maintenance calls.
         self._write_lock = threading.RLock()
         self._closed = False
-        self._wconn = self._connect()
-        self._rconn = self._connect()
         self._committer: GroupCommitter | None = None
+        self._wconn = self._connect()
+        try:
+            self._rconn = self._connect()
+        except BaseException:
+            self._wconn.close()
+            raise
+        try:
+            self._open(log_key, keyring, max_batch)
+        except BaseException:
+            # e.g. a damaged log: leave no writer thread or connection behind
+            self._closed = True
+            if self._committer is not None:
+                self._committer.close()
+            self._wconn.close()
+            self._rconn.close()
+            raise
+
+    def _open(self, log_key: SigningKey | None, keyring: Keyring | None, max_batch: int) -> None:
         if log_key is None:
             # A reviewer: never create or alter anything, and refuse what is not an audit log.
             self._origin = self._existing_origin()

@@ -24,6 +24,7 @@ from trustlayer.provenance.keys import Keyring, SigningKey
 __all__ = ["SQLiteStore"]
 
 _BUSY_TIMEOUT_MS = 60_000
+_PAGE_SIZE = 8192
 
 
 class SQLiteStore(SQLLogStore):
@@ -46,6 +47,10 @@ class SQLiteStore(SQLLogStore):
                                    timeout=_BUSY_TIMEOUT_MS / 1000)
             conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             if self._writable:  # a reviewer leaves the file's journal mode alone
+                # Takes effect only when this connection creates the file (an existing log keeps its
+                # page size): 8 KiB pages hold five ~1.4 KB envelopes, and halve the WAL frames and
+                # checkpoint copies per entry against the 4 KiB default (about 10% of the append cost).
+                conn.execute(f"PRAGMA page_size = {_PAGE_SIZE}")
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = FULL")
         except sqlite3.Error as exc:
