@@ -3,6 +3,9 @@ import stat
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trustlayer.config import load_config
 from trustlayer.errors import ConfigError, SignatureError
@@ -17,6 +20,23 @@ def test_sign_verify_round_trip() -> None:
         key.public.verify(sig, b"datb")
     with pytest.raises(SignatureError, match="64 bytes"):
         key.public.verify(sig[:-1], b"data")
+
+
+@settings(max_examples=50)
+@given(st.binary(max_size=2048), st.binary(min_size=32, max_size=32))
+def test_libsodium_signs_the_same_bytes_as_openssl(message: bytes, seed: bytes) -> None:
+    # SigningKey signs through libsodium; Ed25519 is deterministic (RFC 8032 5.1.6), so the
+    # signature must equal OpenSSL's for the same key and message, and records stay byte-identical.
+    openssl = Ed25519PrivateKey.from_private_bytes(seed)
+    key = SigningKey(openssl)
+    assert key.sign(message) == openssl.sign(message)
+    assert key.sign(bytearray(message)) == key.sign(memoryview(message)) == openssl.sign(message)
+    key.public.verify(key.sign(message), message)
+
+
+def test_sign_refuses_text() -> None:
+    with pytest.raises(TypeError):
+        SigningKey.generate().sign("not bytes")  # type: ignore[arg-type]
 
 
 def test_key_id_is_full_sha256_of_raw_public_key() -> None:
