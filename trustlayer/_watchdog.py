@@ -57,7 +57,9 @@ class _Dog:
         while True:
             with self._mutex:
                 # Idle only if nothing is watched *after* the flag is up: a watch() in between sees the flag.
-                self._sleeping = not self._active
+                self._sleeping = True
+                if self._active:
+                    self._sleeping = False
                 idle = self._sleeping
             if idle:
                 self._wake.acquire()

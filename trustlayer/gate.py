@@ -755,7 +755,12 @@ class _LoopWatchers:
     def _tick(self) -> None:
         self._timer = None
         for watch, scope in list(self._active.items()):
-            if watch.expired():
+            try:
+                expired = watch.expired()
+            except Exception:  # noqa: BLE001 - one failing check must not stop the timer for every other call
+                _log.exception("gate: a deadline check raised; the call is cancelled (fail closed)")
+                expired = True
+            if expired:
                 self._active.pop(watch, None)
                 scope.cancel()
         if self._active:
@@ -814,7 +819,8 @@ class _Watched:
     def expired(self) -> bool:
         """True (and the flow told to stop) when the running stage is past its deadline."""
         with self._lock:
-            if self._deadline is not None and _monotonic() > self._deadline:
+            deadline = self._deadline  # read once: _drive clears it without the lock
+            if deadline is not None and _monotonic() > deadline:
                 self._cancelled = True
                 return True
             return False
@@ -824,7 +830,8 @@ class _Watched:
         with self._lock:
             if self._woken:
                 return True
-            if self._deadline is None or _monotonic() <= self._deadline:
+            deadline = self._deadline  # read once: _drive clears it without the lock
+            if deadline is None or _monotonic() <= deadline:
                 return False
             self._cancelled = self._woken = True
         self._done.release()
@@ -891,9 +898,11 @@ class _Watched:
         self._deadline = _monotonic() + _PICKUP_SECONDS
         # An untimed wait (a timed one arms a kernel timer per call): the watchdog thread wakes us at a deadline.
         _watchdog.watch(self)
-        _workers.start(lambda: self._work(flow))
-        self._done.acquire()
-        _watchdog.forget(self)
+        try:
+            _workers.start(lambda: self._work(flow))
+            self._done.acquire()
+        finally:
+            _watchdog.forget(self)  # also when interrupted (KeyboardInterrupt) or no worker could start
         if self._cancelled:
             raise _TimedOut(self._stage, self._seconds)
         if self._error is not None:
