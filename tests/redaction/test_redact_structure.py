@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trustlayer.errors import RedactionError
 from trustlayer.redaction import Redactor
@@ -208,3 +211,27 @@ def test_many_distinct_values_in_one_big_message(fast: Redactor) -> None:
     text = "\n".join(f"10.{i // 250}.{i % 250}.1 user{i}@example.org" for i in range(5000))
     out, findings = fast.redact(Message.from_text(text, conversation_id="log"))
     assert len(findings) == 10_000 and out.text is not None and "@example.org" not in out.text
+
+
+@settings(max_examples=300, deadline=None)
+@given(words=st.lists(st.text(alphabet="abAB.+*(1 -@ß", min_size=1, max_size=6), min_size=1, max_size=12,
+                      unique=True),
+       picks=st.lists(st.integers(min_value=0, max_value=11), max_size=12),
+       glue=st.lists(st.sampled_from([" ", "x", "-", "@", ".", "\n", ""]), max_size=12),
+       ignorecase=st.booleans())
+def test_the_trie_pattern_matches_what_a_longest_first_alternation_matches(
+        words: list[str], picks: list[int], glue: list[str], ignorecase: bool) -> None:
+    """The repeat search's trie regex finds the same values at the same places as the flat alternation it replaced."""
+    from trustlayer.redaction.detector import _trie_alternation
+
+    doc = "".join(words[p % len(words)] + (glue[i] if i < len(glue) else " ") for i, p in enumerate(picks))
+    flags = re.IGNORECASE if ignorecase else 0
+    ordered = sorted(range(len(words)), key=lambda i: len(words[i]), reverse=True)
+    flat = re.compile(r"(?<![\w@.-])(?:" + "|".join(f"(?P<v{i}>{re.escape(words[i])})" for i in ordered)
+                      + r")(?![\w@-])", flags)
+    trie = re.compile(r"(?<![\w@.-])" + _trie_alternation(words) + r"(?![\w@-])", flags)
+
+    def found(pattern: re.Pattern[str]) -> list[tuple[int, int, str]]:
+        return [(m.start(), m.end(), words[int(str(m.lastgroup)[1:])]) for m in pattern.finditer(doc)]
+
+    assert found(trie) == found(flat)

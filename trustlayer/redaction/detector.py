@@ -18,7 +18,7 @@ import bisect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from trustlayer.errors import RedactionError
 from trustlayer.redaction import jsonargs
@@ -293,14 +293,46 @@ def _repeats(doc: str, spans: Sequence[Span]) -> list[Span]:
             continue
         # One named group per value: the match says which value it is, whatever case folding matched
         # ("İlkay" for "ilkay" does not lower-case back to the key).
-        ordered = sorted(needles.items(), key=lambda kv: len(kv[0]), reverse=True)
-        alternation = "|".join(f"(?P<v{i}>{re.escape(n)})" for i, (n, _) in enumerate(ordered))
-        pattern = re.compile(r"(?<![\w@.-])(?:" + alternation + r")(?![\w@-])", flags)
+        ordered = list(needles.items())
+        pattern = re.compile(r"(?<![\w@.-])" + _trie_alternation([n for n, _ in ordered]) + r"(?![\w@-])", flags)
         for match in pattern.finditer(doc):
             origin = ordered[int(str(match.lastgroup)[1:])][1]
             found.append(Span(origin.entity_type, match.start(), match.end(), min(origin.score, 0.8),
                               "trustlayer:repeat", origin.validated))
     return found
+
+
+def _trie_alternation(words: Sequence[str]) -> str:
+    """A regex matching any of ``words`` (longest first), with an empty group ``v<i>`` closing where ``words[i]`` ends.
+
+    Written as a trie: values sharing a prefix share its pattern, so at each position of the
+    document the engine tries the few distinct first characters instead of every value (a flat
+    alternation of 10,000 values took minutes on a 200 KB message). The group a match closes
+    last names its value, whatever case folding matched.
+    """
+    end = ""  # the key marking a word's end (no character is empty)
+    root: dict[str, Any] = {}
+    for i, word in enumerate(words):
+        node = root
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node.setdefault(end, i)
+    order: list[dict[str, Any]] = []  # built without recursion: a value may be thousands of characters
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        order.append(node)
+        stack.extend(child for ch, child in node.items() if ch != end)
+    pattern: dict[int, str] = {}
+    escaped: dict[str, str] = {}
+    for node in reversed(order):  # children before their parent
+        # Longer values first: the characters that continue a value, then the value ending here.
+        parts = [(escaped.get(ch) or escaped.setdefault(ch, re.escape(ch))) + pattern.pop(id(child))
+                 for ch, child in node.items() if ch != end]
+        if end in node:
+            parts.append(f"(?P<v{node[end]}>)")
+        pattern[id(node)] = parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
+    return pattern[id(root)]
 
 
 def _to_findings(spans: Sequence[Span], segments: Sequence[_Segment]) -> list[Finding]:
