@@ -235,3 +235,30 @@ def test_the_trie_pattern_matches_what_a_longest_first_alternation_matches(
         return [(m.start(), m.end(), words[int(str(m.lastgroup)[1:])]) for m in pattern.finditer(doc)]
 
     assert found(trie) == found(flat)
+
+
+@settings(max_examples=300, deadline=None)
+@given(words=st.lists(st.text(alphabet="abAB.+*1 -@_", min_size=3, max_size=6), min_size=1, max_size=12,
+                      unique=True),
+       picks=st.lists(st.integers(min_value=0, max_value=11), max_size=12),
+       glue=st.lists(st.sampled_from([" ", "x", "-", "@", ".", "\n", "", "A"]), max_size=12),
+       ignorecase=st.booleans())
+def test_the_substring_search_for_a_few_values_finds_what_the_pattern_finds(
+        words: list[str], picks: list[int], glue: list[str], ignorecase: bool) -> None:
+    """A few values in ASCII text are found with str.find: same places, same values as the regex."""
+    from trustlayer.redaction.detector import _occurrences
+    from trustlayer.redaction.recognizers import Span
+
+    words = list(dict.fromkeys([*words, *(w[:3] for w in words)]))  # values that begin other values
+    if ignorecase:
+        words = list(dict.fromkeys(w.lower() for w in words))  # the detector keys names in lower case
+    doc = "".join(words[p % len(words)] + (glue[i] if i < len(glue) else " ") for i, p in enumerate(picks))
+    needles = {w: Span("PERSON", 0, len(w), 0.9, "test", False) for w in words}
+    ordered = sorted(words, key=len, reverse=True)
+    flat = re.compile(r"(?<![\w@.-])(?:" + "|".join(f"(?P<v{i}>{re.escape(w)})" for i, w in enumerate(ordered))
+                      + r")(?![\w@-])", re.IGNORECASE if ignorecase else 0)
+    expected = [(m.start(), m.end(), ordered[int(str(m.lastgroup)[1:])]) for m in flat.finditer(doc)]
+    word_of = {id(span): w for w, span in needles.items()}
+    got = [(start, end, word_of[id(origin)])
+           for start, end, origin in _occurrences(doc, needles, ignorecase=ignorecase)]
+    assert got == expected

@@ -288,18 +288,54 @@ def _repeats(doc: str, spans: Sequence[Span]) -> list[Span]:
                 if len(word) >= 3 and word.lower().replace("'", "").replace("’", "") not in STOPWORDS:
                     names.setdefault(word.lower(), span)
     found: list[Span] = []
-    for needles, flags in ((exact, 0), (names, re.IGNORECASE)):
-        if not needles:
-            continue
+    for needles, ignorecase in ((exact, False), (names, True)):
+        for start, end, origin in _occurrences(doc, needles, ignorecase=ignorecase):
+            found.append(Span(origin.entity_type, start, end, min(origin.score, 0.8), "trustlayer:repeat",
+                              origin.validated))
+    return found
+
+
+# A value counts where it stands alone: not inside a word, an address or a dotted/dashed token.
+_NOT_BEFORE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@.-")
+_NOT_AFTER = _NOT_BEFORE - {"."}
+_FEW = 64  # up to this many values, plain substring search beats compiling a pattern
+
+
+def _occurrences(doc: str, needles: dict[str, Span], *, ignorecase: bool) -> list[tuple[int, int, Span]]:
+    r"""Where the values stand in ``doc``, leftmost and longest first, without overlaps.
+
+    What ``re.finditer`` over ``(?<![\w@.-])(?:longest|...|shortest)(?![\w@-])`` finds. A few
+    values in ASCII text are searched with ``str.find`` (compiling a pattern per message took
+    longer than the rest of the fast path); many values, or other text, go through one trie regex.
+    """
+    if not needles:
+        return []
+    if len(needles) > _FEW or not doc.isascii() or not all(n.isascii() for n in needles):
         # One named group per value: the match says which value it is, whatever case folding matched
         # ("İlkay" for "ilkay" does not lower-case back to the key).
         ordered = list(needles.items())
-        pattern = re.compile(r"(?<![\w@.-])" + _trie_alternation([n for n, _ in ordered]) + r"(?![\w@-])", flags)
-        for match in pattern.finditer(doc):
-            origin = ordered[int(str(match.lastgroup)[1:])][1]
-            found.append(Span(origin.entity_type, match.start(), match.end(), min(origin.score, 0.8),
-                              "trustlayer:repeat", origin.validated))
-    return found
+        pattern = re.compile(r"(?<![\w@.-])" + _trie_alternation([n for n, _ in ordered]) + r"(?![\w@-])",
+                             re.IGNORECASE if ignorecase else 0)
+        return [(m.start(), m.end(), ordered[int(str(m.lastgroup)[1:])][1]) for m in pattern.finditer(doc)]
+    hay = doc.lower() if ignorecase else doc  # ASCII: same length, same offsets
+    size = len(hay)
+    candidates: list[tuple[int, int, Span]] = []
+    for needle, origin in needles.items():
+        target = needle.lower() if ignorecase else needle
+        i = hay.find(target)
+        while i >= 0:
+            j = i + len(target)
+            if (i == 0 or hay[i - 1] not in _NOT_BEFORE) and (j == size or hay[j] not in _NOT_AFTER):
+                candidates.append((i, j, origin))
+            i = hay.find(target, i + 1)
+    candidates.sort(key=lambda c: (c[0], c[0] - c[1]))  # by start, the longest first
+    taken: list[tuple[int, int, Span]] = []
+    cursor = 0
+    for start, end, origin in candidates:
+        if start >= cursor:
+            taken.append((start, end, origin))
+            cursor = end
+    return taken
 
 
 def _trie_alternation(words: Sequence[str]) -> str:
