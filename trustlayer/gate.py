@@ -846,46 +846,32 @@ class _Watched:
         """Run a path in this (already watched) thread; refuse its result if the watcher gave up on it."""
         with self._lock:
             self.on_timeout = on_timeout
-        result = self._drive(flow)
+        result = self._gate._drive(flow, self._call)
         with self._lock:
             if self._cancelled:
                 raise _Cancelled
         return result
 
-    def _drive(self, flow: _Flow) -> Any:
-        """``Gate._drive`` keeping each stage's deadline for the watcher (written out: it runs for every stage)."""
-        invoke = self._gate._invoke
-        timeouts = self._timeouts
-        lock = self._lock
-        value: Any = None
-        error: _Stop | None = None
-        while True:
-            try:
-                call = flow.send(value) if error is None else flow.throw(error)
-            except StopIteration as done:
-                return done.value
-            value, error = None, None
-            seconds = timeouts.get(call.stage)
-            deadline = None if seconds is None else _monotonic() + seconds
-            with lock:
-                # The watcher decides "expired" under this lock; a stage starts only if it has not.
-                if self._cancelled:
-                    raise _Cancelled
-                self._stage = call.stage
-                self._seconds = seconds
-                self._deadline = deadline
-            try:
-                value = invoke(call)
-            except _Stop as stop:
-                error = stop
-            except Exception as exc:  # noqa: BLE001 - fail closed on anything a stage raises
-                error = _Stop(call.stage, _describe(exc))
+    def _call(self, call: _Call) -> Any:
+        """Invoke one stage, keeping its deadline for the watcher (``Gate._drive`` calls this per stage)."""
+        seconds = self._timeouts.get(call.stage)
+        deadline = None if seconds is None else _monotonic() + seconds
+        with self._lock:
+            # The watcher decides "expired" under this lock; a stage starts only if it has not.
+            if self._cancelled:
+                raise _Cancelled
+            self._stage = call.stage
+            self._seconds = seconds
+            self._deadline = deadline
+        try:
+            return self._gate._invoke(call)
+        finally:
             # No lock: whatever the watcher decides from here on, the next stage and the result check see it.
             self._deadline = None
 
     def _work(self, flow: _Flow) -> None:
         try:
-            self._result = self._drive(flow)
+            self._result = self._gate._drive(flow, self._call)
         except BaseException as exc:  # noqa: BLE001 - handed over to the caller's thread
             self._error = exc
         finally:
@@ -910,5 +896,9 @@ class _Watched:
         return self._result
 
 
-class _Cancelled(Exception):
-    """The caller gave up on this flow (a stage timed out): stop before the next stage."""
+class _Cancelled(BaseException):
+    """The caller gave up on this flow (a stage timed out): stop before the next stage.
+
+    A ``BaseException``, so that the driver's fail-closed ``except Exception`` does not turn it
+    into a block the abandoned thread would then try to sign and record.
+    """
