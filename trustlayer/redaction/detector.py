@@ -344,7 +344,10 @@ def _trie_alternation(words: Sequence[str]) -> str:
     Written as a trie: values sharing a prefix share its pattern, so at each position of the
     document the engine tries the few distinct first characters instead of every value (a flat
     alternation of 10,000 values took minutes on a 200 KB message). The group a match closes
-    last names its value, whatever case folding matched.
+    last names its value, whatever case folding matched. For a case-insensitive search the words
+    must be lower-cased (the detector's name keys are): "a" and "A." would be separate branches, and
+    the first that matches wins, not the longest. Two lower-case words that only the regex
+    engine's folding equates (long s and s, dotless i and i) have the same limitation.
     """
     end = ""  # the key marking a word's end (no character is empty)
     root: dict[str, Any] = {}
