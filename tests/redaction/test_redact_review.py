@@ -37,6 +37,15 @@ def test_a_first_name_that_is_also_a_drug_stays_a_person(full: Redactor) -> None
     assert ("PERSON", "Kyleena") in found(full, "Send the invoice to Kyleena by Friday.")
 
 
+@pytest.mark.parametrize("text", [
+    "Explain how Wegovy works, in simple words.",
+    "Compare Humira and mesalamine for adults.",
+    "What is the usual Wegovy dose?",
+])
+def test_a_drug_talked_about_as_a_drug_is_not_a_person(full: Redactor, text: str) -> None:
+    assert not any(kind == "PERSON" for kind, _ in found(full, text))
+
+
 def test_a_drug_stated_as_taken_is_a_condition_not_a_person(full: Redactor) -> None:
     spans = found(full, "I'm on Wegovy since March.")
     assert ("HEALTH_CONDITION", "Wegovy") in spans

@@ -143,10 +143,12 @@ class PiiDetector:
                     if health_terms is None:
                         health_terms = terms(doc)
                     term = health_terms.covering(*trimmed)
-                    if term is not None and (term != trimmed or _health_covers(spans, *trimmed)):
-                        # An eponym inside a longer term ("Crohn" in "Crohn's disease") or a drug already
-                        # found as a stated condition ("I'm on Wegovy"); a drug name alone may be a first
-                        # name ("Kyleena"), and stays a person.
+                    if term is not None and (term != trimmed or _health_covers(spans, *trimmed)
+                                             or _drug_talk(doc, health_terms, term)):
+                        # An eponym inside a longer term ("Crohn" in "Crohn's disease"), a drug already
+                        # found as a stated condition ("I'm on Wegovy"), or one talked about as a drug
+                        # ("how Wegovy works", "Compare Humira and mesalamine"); a drug name alone may be
+                        # a first name ("Send the invoice to Kyleena"), and stays a person.
                         continue
                     start, end = trimmed
                 spans.append(Span(label, start, end, score, f"spacy:{label.lower()}"))
@@ -204,6 +206,18 @@ def _needs_ner(doc: str, wanted: frozenset[str]) -> bool:
         lowered = doc.lower()
         return any(cue in lowered for cue in _PERSONAL_PLACE)
     return False
+
+
+# Words near a drug's name that say it is talked about as a drug, not as a person's name.
+_DRUG_TALK = (" works", " work?", "dose", "dosage", "side effect", "prescri", "generic", " mg", "interact",
+              "pharmac", "medication", " drug", " pill", "tablet", "inject", " vs", "versus", "compare",
+              "insurance", "covered by")
+
+
+def _drug_talk(doc: str, health_terms: Terms, term: tuple[int, int]) -> bool:
+    """Whether the text treats the term at ``term`` as a drug: another health term, or drug talk near it."""
+    others = any((s, e) != term for s, e in zip(health_terms.starts, health_terms.ends, strict=True))
+    return others or has_context(doc, term[0], term[1], _DRUG_TALK, window=40)
 
 
 def _health_covers(spans: Sequence[Span], start: int, end: int) -> bool:
