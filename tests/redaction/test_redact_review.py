@@ -33,8 +33,13 @@ def test_a_repeated_name_matched_through_case_folding_is_found_not_a_crash(fast:
     assert ("PERSON", "İlkay") in spans or any(v.startswith("İlkay") for _, v in spans)
 
 
-def test_a_first_name_that_is_also_a_drug_stays_a_person(full: Redactor) -> None:
-    assert ("PERSON", "Kyleena") in found(full, "Send the invoice to Kyleena by Friday.")
+@pytest.mark.parametrize("text", [
+    "Send the invoice to Kyleena by Friday.",
+    "Kyleena has diabetes, so ask her first.",
+    "Kyleena works at the bank on Main Street.",
+])
+def test_a_first_name_that_is_also_a_drug_stays_a_person(full: Redactor, text: str) -> None:
+    assert ("PERSON", "Kyleena") in found(full, text)
 
 
 @pytest.mark.parametrize("text", [

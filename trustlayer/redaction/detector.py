@@ -144,7 +144,7 @@ class PiiDetector:
                         health_terms = terms(doc)
                     term = health_terms.covering(*trimmed)
                     if term is not None and (term != trimmed or _health_covers(spans, *trimmed)
-                                             or _drug_talk(doc, health_terms, term)):
+                                             or _drug_talk(doc, *term)):
                         # An eponym inside a longer term ("Crohn" in "Crohn's disease"), a drug already
                         # found as a stated condition ("I'm on Wegovy"), or one talked about as a drug
                         # ("how Wegovy works", "Compare Humira and mesalamine"); a drug name alone may be
@@ -209,15 +209,21 @@ def _needs_ner(doc: str, wanted: frozenset[str]) -> bool:
 
 
 # Words near a drug's name that say it is talked about as a drug, not as a person's name.
-_DRUG_TALK = (" works", " work?", "dose", "dosage", "side effect", "prescri", "generic", " mg", "interact",
-              "pharmac", "medication", " drug", " pill", "tablet", "inject", " vs", "versus", "compare",
-              "insurance", "covered by")
+_DRUG_TALK = ("dose", "dosage", "side effect", "prescri", "generic", " mg", "interact", "pharmac", "medication",
+              " drug", " pill", "tablet", "inject", " vs", "versus", "compare", "insurance", "covered by")
+_HOW = re.compile(r"\bhow\s+(?:does\s+|do\s+|did\s+|would\s+|can\s+)?$")
 
 
-def _drug_talk(doc: str, health_terms: Terms, term: tuple[int, int]) -> bool:
-    """Whether the text treats the term at ``term`` as a drug: another health term, or drug talk near it."""
-    others = any((s, e) != term for s, e in zip(health_terms.starts, health_terms.ends, strict=True))
-    return others or has_context(doc, term[0], term[1], _DRUG_TALK, window=40)
+def _drug_talk(doc: str, start: int, end: int) -> bool:
+    """Whether the text talks about the drug name at ``start:end`` as a drug ("how Wegovy works", "Humira dose").
+
+    Only words next to the name count: another health term elsewhere does not, or "Kyleena has
+    diabetes" would lose its person.
+    """
+    if has_context(doc, start, end, _DRUG_TALK, window=40):
+        return True
+    return bool(_HOW.search(doc[max(0, start - 20):start].lower())) and \
+        doc[end:end + 6].lower().startswith((" work", " help"))
 
 
 def _health_covers(spans: Sequence[Span], start: int, end: int) -> bool:
