@@ -55,3 +55,19 @@ def test_a_drug_stated_as_taken_is_a_condition_not_a_person(full: Redactor) -> N
     spans = found(full, "I'm on Wegovy since March.")
     assert ("HEALTH_CONDITION", "Wegovy") in spans
     assert not any(kind == "PERSON" for kind, _ in spans)
+
+
+@pytest.mark.parametrize("text", [
+    "Write a Python function that returns the 100th Fibonacci number.",
+    "Implement Dijkstra's algorithm in Go.",
+])
+def test_a_surname_naming_a_method_is_not_a_person(full: Redactor, text: str) -> None:
+    assert not any(kind == "PERSON" for kind, _ in found(full, text))
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("Mary's problem is her knee.", "Mary"),
+    ("Send the Fibonacci report to Anna Schmidt.", "Anna Schmidt"),
+])
+def test_a_person_next_to_such_words_stays_a_person(full: Redactor, text: str, name: str) -> None:
+    assert ("PERSON", name) in found(full, text)

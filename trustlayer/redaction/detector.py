@@ -138,7 +138,7 @@ class PiiDetector:
                     continue
                 if label == "PERSON":
                     trimmed = _trim_name(doc, start, end)
-                    if trimmed is None:
+                    if trimmed is None or _eponym(doc, *trimmed):
                         continue
                     if health_terms is None:
                         health_terms = terms(doc)
@@ -269,6 +269,22 @@ def _trim_name(doc: str, start: int, end: int) -> tuple[int, int] | None:
     if not words:
         return None
     return words[0][0], words[-1][1]
+
+
+# What a surname names when it names a method, not a person: "Fibonacci number", "Dijkstra's algorithm".
+# A possessive takes only words no person's belongings are called ("Mary's problem" stays a person).
+_EPONYM_NOUN = re.compile(
+    r"(?:(?:'s|’s)[ \t]+(?:algorithms?|theorems?|lemmas?|conjectures?|paradox|inequality|constant|"
+    r"equations?|identity|criterion)"
+    r"|[ \t]+(?:numbers?|sequences?|series|algorithms?|theorems?|lemmas?|methods?|distributions?|transforms?|"
+    r"machines?|tests?|equations?|filters?|curves?|conjectures?|principle|constants?|ciphers?|chains?|trees?|"
+    r"integrals?|polynomials?|inequality|paradox|spaces?|sort|search|process(?:es)?|criterion|identity))\b",
+    re.IGNORECASE)
+
+
+def _eponym(doc: str, start: int, end: int) -> bool:
+    """A one-word NER name followed by the kind of thing named after people ("the Turing test")."""
+    return " " not in doc[start:end] and _EPONYM_NOUN.match(doc, end) is not None
 
 
 _NAME_WORD = re.compile(r"[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ'’-]+")
