@@ -82,42 +82,26 @@ class MerkleTree:
 
     def append(self, leaf: bytes) -> int:
         """Append one leaf hash (already ``leaf_hash``-ed); return its index."""
-        if len(leaf) != HASH_SIZE:
-            raise ValueError(f"leaf hash must be {HASH_SIZE} bytes, got {len(leaf)}")
-        levels = self._levels
-        index = len(levels[0])
-        levels[0].append(leaf)
-        h, i = 0, index
-        # Complete every parent whose right child just became complete.
-        while i & 1:
-            if h + 1 == len(levels):
-                levels.append([])
-            levels[h + 1].append(node_hash(levels[h][i - 1], levels[h][i]))
-            h, i = h + 1, i >> 1
+        index = self.size
+        self.extend((leaf,))
         return index
 
     def extend(self, leaf_hashes: Iterable[bytes]) -> None:
-        """Append many leaf hashes in order (``append`` for each, without the per-call overhead).
-
-        All of them are checked before the first is added, so a bad one leaves the tree unchanged.
-        """
+        """Append many leaf hashes in order; all are checked first, so a bad one leaves the tree unchanged."""
         leaves = list(leaf_hashes)
         for leaf in leaves:
             if len(leaf) != HASH_SIZE:
                 raise ValueError(f"leaf hash must be {HASH_SIZE} bytes, got {len(leaf)}")
         levels = self._levels
-        bottom = levels[0]
-        sha256 = hashlib.sha256
         for leaf in leaves:
-            i = len(bottom)
-            bottom.append(leaf)
+            i = len(levels[0])
+            levels[0].append(leaf)
             h = 0
-            # as in append: complete every parent whose right child just became complete
+            # Complete every parent whose right child just became complete.
             while i & 1:
                 if h + 1 == len(levels):
                     levels.append([])
-                level = levels[h]
-                levels[h + 1].append(sha256(b"\x01" + level[i - 1] + level[i]).digest())
+                levels[h + 1].append(node_hash(levels[h][i - 1], levels[h][i]))
                 h, i = h + 1, i >> 1
 
     def truncate(self, size: int) -> None:
