@@ -759,6 +759,7 @@ class _LoopWatchers:
                 expired = watch.expired()
             except Exception:  # noqa: BLE001 - one failing check must not stop the timer for every other call
                 _log.exception("gate: a deadline check raised; the call is cancelled (fail closed)")
+                watch.cancel()  # its path must not go on to a next stage or return a result
                 expired = True
             if expired:
                 self._active.pop(watch, None)
@@ -767,8 +768,8 @@ class _LoopWatchers:
             self._timer = self._loop.call_later(_WATCH_EVERY, self._tick)
 
 
-#: How often (seconds) a waiting caller or an event loop checks the deadline of a watched gate path.
-_WATCH_EVERY = 0.05
+#: How often (seconds) a deadline watcher (the watchdog thread, an event loop's timer) looks at a path.
+_WATCH_EVERY = _watchdog.EVERY
 
 _monotonic = time.monotonic
 
@@ -824,6 +825,11 @@ class _Watched:
                 self._cancelled = True
                 return True
             return False
+
+    def cancel(self) -> None:
+        """Give up on the path: it stops before its next stage and its result is refused."""
+        with self._lock:
+            self._cancelled = True
 
     def check(self) -> bool:
         """From the watchdog thread: past the deadline, stop the flow and wake the caller. True when woken."""

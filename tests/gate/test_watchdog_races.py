@@ -90,3 +90,21 @@ def test_a_path_watched_as_the_watchdog_goes_idle_is_still_checked() -> None:
     dog.watch(Item())
     resume.set()
     assert checked.wait(1.0), "the watchdog went idle with a path watched: its caller would wait forever"
+
+
+def test_a_deadline_check_that_raises_stops_the_path_it_was_watching(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The event loop's timer treats a failing check as a timeout: the abandoned path must not carry on."""
+    def broken(self: object) -> bool:
+        raise RuntimeError("check failed")
+
+    monkeypatch.setattr(gate_module._Watched, "expired", broken)
+    rec = ListRecorder()
+    gate = make_gate(detector=Hanging(0.3, RegexDetector(), "detect"), recorder=rec, timeouts={"detect": 5.0})
+
+    async def main() -> object:
+        return await gate.offload(lambda: gate.outbound(Message.from_text("hi", conversation_id="c"), ROUTE))
+
+    with pytest.raises(Blocked):
+        anyio.run(main)
+    time.sleep(0.6)  # the abandoned worker's detect returns meanwhile
+    assert rec.directions() == ["block"], "the abandoned path went on and recorded its hop"
