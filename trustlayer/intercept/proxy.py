@@ -16,7 +16,6 @@ never contain request or response content.
 from __future__ import annotations
 
 import contextlib
-import functools
 import hmac
 import json
 import logging
@@ -286,11 +285,7 @@ async def _relay(first: bytes, source: AsyncGenerator[bytes, None], rewriter: Ss
     try:
         data = first
         while True:
-            if b"[DONE]" in data:
-                # The end of the stream signs and records the response: not on the event loop.
-                out = await offload(functools.partial(rewriter.feed, data))
-            else:
-                out = rewriter.feed(data)
+            out = await rewriter.feed_async(data, offload)
             if out:
                 yield out
             try:

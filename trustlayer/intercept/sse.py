@@ -17,7 +17,9 @@ passed on half-processed; ``trustlayer.intercept.refusal`` renders the block for
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from trustlayer.errors import Blocked
@@ -136,6 +138,16 @@ class SseRewriter:
             event, self._buf = cut
             out.append(self._event(event))
         return b"".join(out)
+
+    async def feed_async(self, data: bytes, offload: Callable[[Callable[[], bytes]], Awaitable[bytes]]) -> bytes:
+        """``feed`` on an event loop: the bytes that end the stream go through ``offload`` (``Gate.offload``).
+
+        The ``[DONE]`` event signs and records the whole response, which must not run on the
+        loop; it is recognized also when the upstream split it across two reads.
+        """
+        if b"[DONE]" in self._buf[-5:] + data:
+            return await offload(functools.partial(self.feed, data))
+        return self.feed(data)
 
     def finish(self) -> bytes:
         """The upstream ended: rewrite what is left, record the response, emit what was held back."""

@@ -15,7 +15,6 @@ raise a clear error and do not retry.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 from collections.abc import AsyncIterator, Iterator
@@ -260,9 +259,7 @@ class TrustTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         async def events() -> AsyncIterator[bytes]:
             try:
                 async for data in response.aiter_bytes():
-                    # The end of the stream signs and records the response: not on the event loop.
-                    out = await offload(functools.partial(rewriter.feed, data)) if b"[DONE]" in data \
-                        else rewriter.feed(data)
+                    out = await rewriter.feed_async(data, offload)
                     if out:
                         yield out
                 yield await offload(rewriter.finish)
