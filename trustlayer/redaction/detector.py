@@ -332,15 +332,17 @@ def _repeats(doc: str, spans: Sequence[Span]) -> list[Span]:
 
 
 # A value counts where it stands alone: not inside a word, an address or a dotted/dashed token.
-_NOT_BEFORE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@.-")
-_NOT_AFTER = _NOT_BEFORE - {"."}
+_BEFORE, _AFTER = r"[\w@.-]", r"[\w@-]"  # what may not stand right before / right after a value
+# The same two classes as sets of ASCII characters, for the substring search.
+_NOT_BEFORE = frozenset(c for c in map(chr, range(128)) if re.fullmatch(_BEFORE, c))
+_NOT_AFTER = frozenset(c for c in map(chr, range(128)) if re.fullmatch(_AFTER, c))
 _FEW = 64  # up to this many values, plain substring search beats compiling a pattern
 
 
 def _occurrences(doc: str, needles: dict[str, Span], *, ignorecase: bool) -> list[tuple[int, int, Span]]:
     r"""Where the values stand in ``doc``, leftmost and longest first, without overlaps.
 
-    What ``re.finditer`` over ``(?<![\w@.-])(?:longest|...|shortest)(?![\w@-])`` finds. A few
+    What ``re.finditer`` over ``(?<!_BEFORE)(?:longest|...|shortest)(?!_AFTER)`` finds. A few
     values in ASCII text are searched with ``str.find`` (compiling a pattern per message took
     longer than the rest of the fast path); many values, or other text, go through one trie regex.
     """
@@ -350,7 +352,7 @@ def _occurrences(doc: str, needles: dict[str, Span], *, ignorecase: bool) -> lis
         # One named group per value: the match says which value it is, whatever case folding matched
         # ("İlkay" for "ilkay" does not lower-case back to the key).
         ordered = list(needles.items())
-        pattern = re.compile(r"(?<![\w@.-])" + _trie_alternation([n for n, _ in ordered]) + r"(?![\w@-])",
+        pattern = re.compile(f"(?<!{_BEFORE}){_trie_alternation([n for n, _ in ordered])}(?!{_AFTER})",
                              re.IGNORECASE if ignorecase else 0)
         return [(m.start(), m.end(), ordered[int(str(m.lastgroup)[1:])][1]) for m in pattern.finditer(doc)]
     hay = doc.lower() if ignorecase else doc  # ASCII: same length, same offsets
@@ -399,11 +401,9 @@ def _trie_alternation(words: Sequence[str]) -> str:
         order.append(node)
         stack.extend(child for ch, child in node.items() if ch != end)
     pattern: dict[int, str] = {}
-    escaped: dict[str, str] = {}
     for node in reversed(order):  # children before their parent
         # Longer values first: the characters that continue a value, then the value ending here.
-        parts = [(escaped.get(ch) or escaped.setdefault(ch, re.escape(ch))) + pattern.pop(id(child))
-                 for ch, child in node.items() if ch != end]
+        parts = [re.escape(ch) + pattern.pop(id(child)) for ch, child in node.items() if ch != end]
         if end in node:
             parts.append(f"(?P<v{node[end]}>)")
         pattern[id(node)] = parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
