@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -427,6 +427,10 @@ class Verdict(BaseModel):
         return self.outcome == "verified"
 
 
+_HopDirection = Literal["outbound", "inbound", "block"]
+_DIRECTIONS: tuple[str, ...] = get_args(_HopDirection)
+
+
 @dataclass(slots=True, kw_only=True)
 class Hop:
     """What the gate hands the signer for one hop: outbound, inbound or block.
@@ -439,7 +443,7 @@ class Hop:
     the construction. The signer still refuses wrong types and floats when it signs.
     """
 
-    direction: Literal["outbound", "inbound", "block"]
+    direction: _HopDirection
     route: Route
     conversation_id: str
     content: bytes = field(repr=False)
@@ -455,5 +459,3 @@ class Hop:
         if self.direction not in _DIRECTIONS:
             raise ValueError(f"hop direction must be one of {', '.join(_DIRECTIONS)}, got {self.direction!r}")
 
-
-_DIRECTIONS = ("outbound", "inbound", "block")
