@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from audit_recordkit import SALT, RecordSigner, keyring
+from concurrency import run_in_threads
 
 from trustlayer.audit._writer import SWEEP_AFTER, GroupCommitter
 from trustlayer.audit.checkpoint import open_checkpoint
@@ -77,11 +78,7 @@ def test_group_commit_from_many_threads(db_path: Path, signer: RecordSigner, log
                 with lock:
                     got.append(index)
 
-        threads = [threading.Thread(target=work) for _ in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        run_in_threads([work] * 8)
         assert sorted(got) == list(range(400))
         ring = keyring(signer)
         ring.add(log_key.public)
@@ -314,11 +311,7 @@ def test_record_many_appends_at_consecutive_indices(db_path: Path, signer: Recor
                 with lock:
                     got.append(indices)
 
-        threads = [threading.Thread(target=work) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        run_in_threads([work] * 4)
         assert first == 0
         assert all(ix == list(range(ix[0], ix[0] + 7)) for ix in got)  # never split, never interleaved
         assert sorted(i for ix in got for i in ix) == list(range(1, 141))
@@ -474,11 +467,7 @@ def test_an_appending_leader_returns_once_its_own_entry_committed_under_steady_l
         with lock:
             worst.append(slowest)
 
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
+    run_in_threads([work] * 8, timeout=10)
     committer.close()
     assert len(worst) == 8
     assert max(worst) < 0.5, worst

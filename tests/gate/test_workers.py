@@ -6,6 +6,7 @@ import os
 import threading
 
 import pytest
+from concurrency import run_in_threads
 from stagekit import CLOUD, DEVICE, Hanging, ListRecorder, RegexDetector, make_gate
 
 from trustlayer import _workers
@@ -63,11 +64,7 @@ def test_many_threads_at_once_leave_at_most_max_idle_workers() -> None:
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=one) for _ in range(48)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_in_threads([one] * 48)
     assert not errors
     assert len(_workers._idle) <= _workers.MAX_IDLE
 

@@ -18,6 +18,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1] / "audit"))
 
 from audit_recordkit import RecordSigner, keyring  # noqa: E402
+from concurrency import run_in_threads
 
 from trustlayer.audit.sqlite_store import SQLiteStore  # noqa: E402
 from trustlayer.audit.verify import verify_log  # noqa: E402
@@ -69,11 +70,7 @@ def _run(tmp_path: Path, per_writer: int) -> None:
                     assert index not in acked
                     acked[index] = hashlib.sha256(env).hexdigest()
 
-        threads = [threading.Thread(target=write) for _ in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        run_in_threads([write] * 8)
     for i, p in enumerate(procs):
         p.join(timeout=600)
         assert p.exitcode == 0

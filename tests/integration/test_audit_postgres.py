@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1] / "audit"))
 
 from audit_recordkit import RecordSigner, keyring  # noqa: E402
+from concurrency import run_in_threads
 
 from trustlayer.audit.merkle import leaf_hash, verify_consistency, verify_inclusion  # noqa: E402
 from trustlayer.audit.store import open_store  # noqa: E402
@@ -150,12 +150,7 @@ def test_fleet_of_writers_gets_one_gap_free_sequence(fresh_url: str) -> None:
         p.start()
     signers = [RecordSigner(endpoint=f"agent-{i}") for i in range(4)]
     with open_store(fresh_url, log_key=log_key, checkpoint_every=50) as store:
-        threads = [threading.Thread(target=lambda s=s: [store.record(s.envelope()) for _ in range(100)])
-                   for s in signers]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        run_in_threads((lambda s=s: [store.record(s.envelope()) for _ in range(100)]) for s in signers)
     for p in procs:
         p.join(timeout=120)
         assert p.exitcode == 0

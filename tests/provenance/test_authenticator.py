@@ -1,8 +1,8 @@
-import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from concurrency import run_in_threads
 
 from trustlayer.errors import SignatureError
 from trustlayer.provenance import _json
@@ -118,11 +118,7 @@ def test_concurrent_replays_admit_exactly_one(auth: RecordAuthenticator, signer:
         except SignatureError as exc:
             results.append(str(exc))
 
-    threads = [threading.Thread(target=deliver) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_in_threads([deliver] * 8)
     assert results.count("ok") == 1
     assert all(r.startswith("replayed nonce") for r in results if r != "ok")
 

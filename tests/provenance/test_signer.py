@@ -1,9 +1,11 @@
+import functools
 import json
 import multiprocessing
 import threading
 from pathlib import Path
 
 import pytest
+from concurrency import run_in_threads
 
 from trustlayer.errors import ConfigError, SignatureError
 from trustlayer.provenance.keys import Keyring, SigningKey
@@ -76,11 +78,7 @@ def test_sequence_unique_across_threads(tmp_path: Path) -> None:
         for _ in range(500):
             out[i].append(counter.next())
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_in_threads(functools.partial(work, i) for i in range(8))
     every = [n for part in out for n in part]
     assert len(set(every)) == 4000
     assert all(a < b for part in out for a, b in zip(part, part[1:], strict=False))
@@ -140,10 +138,6 @@ def test_concurrent_signing_gives_unique_verifying_records(signer: RecordSigner,
         with lock:
             envelopes.extend(mine)
 
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_in_threads([work] * 8)
     sequences = sorted(Record.from_envelope(e, keyring).predicate.sequence for e in envelopes)
     assert sequences == list(range(1, 801))

@@ -4,11 +4,11 @@ import multiprocessing
 import os
 import sqlite3
 import stat
-import threading
 import time
 from pathlib import Path
 
 import pytest
+from concurrency import run_in_threads
 
 from trustlayer.errors import RedactionError
 from trustlayer.redaction import Vault
@@ -99,11 +99,7 @@ def test_threads_agree_on_placeholders(vault: Vault) -> None:
         for i in range(50):
             results.append(vault.pseudonym("c", "PERSON", f"n{i % 10}"))
 
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_in_threads([work] * 8)
     assert len(set(results)) == 10
 
 
