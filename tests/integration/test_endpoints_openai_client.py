@@ -8,28 +8,20 @@ from collections.abc import Iterator
 
 import anyio
 import pytest
-from integration.proxy_upstream import Upstream, create_upstream
+from integration.proxy_upstream import Upstream
 
 from trustlayer.endpoints._retry import RetryPolicy
 from trustlayer.endpoints.openai_client import OpenAIClient
 from trustlayer.errors import ConfigError, EndpointError, EndpointTimeout
-from trustlayer.intercept.proxy_cli import BackgroundServer
 from trustlayer.types import Endpoint
 
 FAST = RetryPolicy(retries=2, backoff=0.01, max_backoff=0.02)
 HELLO = [{"role": "user", "content": "hello there"}]
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[tuple[Upstream, str]]:
-    state = Upstream()
-    with BackgroundServer(create_upstream(state)) as srv:
-        yield state, srv.url
-
-
 @pytest.fixture()
-def upstream(server: tuple[Upstream, str]) -> Iterator[tuple[Upstream, Endpoint]]:
-    state, url = server
+def upstream(cloud: tuple[Upstream, str]) -> Iterator[tuple[Upstream, Endpoint]]:
+    state, url = cloud
     fresh = Upstream()
     for name in ("reply", "chunks", "tool_call", "fail_first", "hang"):
         setattr(state, name, getattr(fresh, name))

@@ -10,23 +10,15 @@ from typing import Any
 
 import httpx
 import pytest
-from proxy_upstream import Upstream, create_upstream
+from proxy_upstream import Upstream
 from stagekit import DEVICE, ListRecorder, make_gate
 
 from trustlayer.errors import Blocked
 from trustlayer.intercept.guard import conversation, guard
-from trustlayer.intercept.proxy_cli import BackgroundServer
 from trustlayer.layer import TrustLayer
 from trustlayer.types import Endpoint
 
 KEY = "sk-Qq1Ww2Ee3Rr4"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[tuple[Upstream, str]]:
-    state = Upstream()
-    with BackgroundServer(create_upstream(state)) as srv:
-        yield state, srv.url
 
 
 def make_layer(url: str) -> tuple[TrustLayer, ListRecorder]:
@@ -36,8 +28,8 @@ def make_layer(url: str) -> tuple[TrustLayer, ListRecorder]:
     return TrustLayer(gate=gate, me=DEVICE, endpoints=[cloud], secret=b"g" * 32), rec
 
 
-def test_prompt_string_function(server: tuple[Upstream, str]) -> None:
-    state, url = server
+def test_prompt_string_function(cloud: tuple[Upstream, str]) -> None:
+    state, url = cloud
     layer, rec = make_layer(url)
 
     @guard(to="cloud", layer=layer)
@@ -53,8 +45,8 @@ def test_prompt_string_function(server: tuple[Upstream, str]) -> None:
     assert rec.directions() == ["outbound", "inbound"]
 
 
-def test_messages_function_returning_chat_completion_dict(server: tuple[Upstream, str]) -> None:
-    state, url = server
+def test_messages_function_returning_chat_completion_dict(cloud: tuple[Upstream, str]) -> None:
+    state, url = cloud
     layer, _ = make_layer(url)
 
     @guard(to="cloud", layer=layer)
@@ -68,8 +60,8 @@ def test_messages_function_returning_chat_completion_dict(server: tuple[Upstream
     assert KEY not in state.last().everything()
 
 
-def test_streaming_generator_of_chunks(server: tuple[Upstream, str]) -> None:
-    state, url = server
+def test_streaming_generator_of_chunks(cloud: tuple[Upstream, str]) -> None:
+    state, url = cloud
     layer, rec = make_layer(url)
     state.chunks = lambda text: [text[i:i + 2] for i in range(0, len(text), 2)]
 
@@ -91,8 +83,8 @@ def test_streaming_generator_of_chunks(server: tuple[Upstream, str]) -> None:
     assert rec.directions() == ["outbound", "inbound"]
 
 
-def test_async_function_and_async_generator(server: tuple[Upstream, str]) -> None:
-    state, url = server
+def test_async_function_and_async_generator(cloud: tuple[Upstream, str]) -> None:
+    state, url = cloud
     layer, _ = make_layer(url)
 
     @guard(to="cloud", layer=layer)
@@ -120,8 +112,8 @@ def test_async_function_and_async_generator(server: tuple[Upstream, str]) -> Non
     assert KEY not in state.last().everything()
 
 
-def test_reroute_tells_a_function_with_an_endpoint_parameter(server: tuple[Upstream, str]) -> None:
-    state, url = server
+def test_reroute_tells_a_function_with_an_endpoint_parameter(cloud: tuple[Upstream, str]) -> None:
+    state, url = cloud
     layer, _ = make_layer(url)
     seen: list[str] = []
 
@@ -137,8 +129,8 @@ def test_reroute_tells_a_function_with_an_endpoint_parameter(server: tuple[Upstr
     assert seen == ["phone", "phone"] and len(state.received) == before
 
 
-def test_blocked_call_never_runs_the_function(server: tuple[Upstream, str]) -> None:
-    _, url = server
+def test_blocked_call_never_runs_the_function(cloud: tuple[Upstream, str]) -> None:
+    _, url = cloud
     layer, rec = make_layer(url)
     ran: list[str] = []
 
