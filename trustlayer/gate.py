@@ -817,11 +817,15 @@ class _Watched:
     def seconds(self) -> float | None:
         return self._seconds
 
+    def _overdue(self) -> bool:
+        """Whether the running stage is past its deadline (the caller holds ``_lock``)."""
+        deadline = self._deadline  # read once: the worker clears it without the lock
+        return deadline is not None and _monotonic() > deadline
+
     def expired(self) -> bool:
         """True (and the flow told to stop) when the running stage is past its deadline."""
         with self._lock:
-            deadline = self._deadline  # read once: _drive clears it without the lock
-            if deadline is not None and _monotonic() > deadline:
+            if self._overdue():
                 self._cancelled = True
                 return True
             return False
@@ -836,8 +840,7 @@ class _Watched:
         with self._lock:
             if self._woken:
                 return True
-            deadline = self._deadline  # read once: _drive clears it without the lock
-            if deadline is None or _monotonic() <= deadline:
+            if not self._overdue():
                 return False
             self._cancelled = self._woken = True
         self._done.release()
