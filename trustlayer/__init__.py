@@ -1,10 +1,12 @@
 """trustlayer: a trust and privacy gate for every hop between LLMs, devices and agents."""
 
+from trustlayer import deadline
 from trustlayer.config import Config, load_config
 from trustlayer.errors import (
     AuditError,
     Blocked,
     ConfigError,
+    DeadlineExceeded,
     EndpointError,
     EndpointTimeout,
     PolicyError,
@@ -50,6 +52,8 @@ __all__ = [
     "Config",
     "ConfigError",
     "conversation",
+    "deadline",
+    "DeadlineExceeded",
     "Decision",
     "Endpoint",
     "EndpointError",

@@ -12,6 +12,7 @@ translated at the boundary (``raise ... from exc``) so callers catch ours only::
     ├── SignatureError       a signature, key, audience, nonce or time window check failed
     ├── AuditError           the audit log could not be written or read
     │   └── TamperedError    the audit log does not verify
+    ├── DeadlineExceeded     a stage gave up waiting because the gate's deadline for it passed
     ├── EndpointError        an endpoint could not be reached or answered with an error
     │   └── EndpointTimeout  an endpoint did not answer within its deadline
     └── RouterError          the private router could not be trained, loaded or applied
@@ -26,6 +27,7 @@ __all__ = [
     "AuditError",
     "Blocked",
     "ConfigError",
+    "DeadlineExceeded",
     "EndpointError",
     "EndpointTimeout",
     "PolicyError",
@@ -121,3 +123,7 @@ class EndpointTimeout(EndpointError):
 
 class RouterError(TrustError):
     """The private router could not be trained, loaded or applied."""
+
+
+class DeadlineExceeded(TrustError):
+    """A stage gave up waiting because the gate's deadline for it passed (the message names what it waited for)."""

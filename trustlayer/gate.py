@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-from trustlayer import _watchdog, _workers
+from trustlayer import _watchdog, _workers, deadline
 from trustlayer._gate_checks import check_findings, check_transformed
 from trustlayer.errors import Blocked, TrustError, Unverified
 from trustlayer.stages import (
@@ -184,6 +184,10 @@ class Gate:
             merged[stage] = seconds
         self._timeouts: Mapping[str, float | None] = merged
         self._watch = any(v is not None for v in merged.values())
+        # Every stage bounds its own waits by its deadline: sync paths need no worker thread to abandon.
+        self._keeps = all(getattr(stage, "keeps_deadline", False) is True for stage in (
+            detector, decider, transformer, signer, recorder, restorer, authenticator, verifier)
+            if stage is not None)
         self.taint = taint if taint is not None else TaintStore()
         self._observer = observer
 
@@ -382,9 +386,30 @@ class Gate:
             except Exception as exc:  # noqa: BLE001 - fail closed on anything a stage raises
                 error = _Stop(call.stage, _describe(exc))
 
+    def _invoke_in_time(self, call: _Call) -> Any:
+        """Invoke a stage that keeps its deadline, here; past the deadline when it returns, it timed out."""
+        seconds = self._timeouts.get(call.stage)
+        if seconds is None:
+            return self._invoke(call)
+        at = _monotonic() + seconds
+        previous = deadline._enter(at)
+        try:
+            result = self._invoke(call)
+        except Exception:
+            if _monotonic() > at:  # whatever it raised, it gave up because (or after) time ran out
+                raise _Stop(call.stage, f"timed out after {seconds} s") from None
+            raise
+        finally:
+            deadline._leave(previous)
+        if _monotonic() > at:
+            raise _Stop(call.stage, f"timed out after {seconds} s")
+        return result
+
     def _run(self, flow: _Flow, on_timeout: Callable[[_Stop], _Flow]) -> Any:
         if not self._watch:
             return self._drive(flow, self._invoke)
+        if self._keeps:
+            return self._drive(flow, self._invoke_in_time)
         watch: _Watched | None = getattr(_ambient, "watch", None)
         if watch is not None and watch.gate is self:
             # Inside ``offload``: this thread is already the worker and the event loop watches it.
@@ -414,7 +439,8 @@ class Gate:
         A path in the abandoned thread stops before its next stage and never returns a
         result that could be sent on.
         """
-        if not self._watch:
+        if not self._watch or self._keeps:
+            # Stages that keep their deadlines time themselves out in that thread: nothing to watch.
             return await anyio.to_thread.run_sync(fn, limiter=limiter)
         watch = _Watched(self)
         outcome: list[tuple[bool, Any]] = []

@@ -8,6 +8,11 @@ The gate never knows which implementation it holds; the real ones live in
 A stage may also offer an ``<method>_async`` twin (for example ``record_async``);
 the async gate awaits it when present and otherwise runs the sync method in a
 worker thread.
+
+A stage that bounds every wait it makes by the gate's deadline for it (see
+``trustlayer.deadline``) declares ``keeps_deadline = True``. When all of a gate's
+stages do (the built-in ones do), sync paths run in the caller's thread; otherwise
+each path runs on a worker thread that the caller abandons when a stage hangs.
 """
 
 from __future__ import annotations

@@ -1,0 +1,81 @@
+"""The running gate stage's deadline, for stages that bound their own waits.
+
+The gate gives each stage a deadline (``gate.timeouts``). A sync caller cannot be
+freed from a stage that hangs in its own thread, so by default the gate runs each path
+on a worker thread and abandons it at a passed deadline, which costs a thread hand-off
+per path. A stage that *keeps its deadline* makes that unnecessary: it declares
+``keeps_deadline = True`` and promises never to wait without bound on another thread,
+process or host; every such wait (a lock, a queue, a database busy wait, a socket)
+gives up by ``remaining()`` and raises. When every stage of a gate keeps its deadline,
+paths run in the caller's thread; a stage that returns after its deadline (it computed
+or wrote to disk for too long) is treated as timed out and the message is blocked::
+
+    from trustlayer import deadline
+
+    class Store:
+        keeps_deadline = True
+
+        def record(self, envelope: bytes) -> int:
+            deadline.acquire(self._lock, "the store's lock")   # DeadlineExceeded when it passes
+            try:
+                ...
+            finally:
+                self._lock.release()
+
+Outside a gate stage there is no deadline: ``remaining()`` is ``None`` and waits are unbounded.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from trustlayer.errors import DeadlineExceeded
+
+__all__ = ["DeadlineExceeded", "acquire", "busy_timeout_ms", "remaining", "wait_seconds"]
+
+_local = threading.local()
+_monotonic = time.monotonic
+
+
+def remaining() -> float | None:
+    """Seconds left for the stage running in this thread (0.0 once passed), or ``None`` without a deadline."""
+    at: float | None = getattr(_local, "at", None)
+    return None if at is None else max(0.0, at - _monotonic())
+
+
+def wait_seconds(default: float | None = None) -> float | None:
+    """The timeout for a wait: seconds left, or ``default`` when that is shorter or there is no deadline."""
+    left = remaining()
+    if left is None:
+        return default
+    return left if default is None else min(left, default)
+
+
+def acquire(lock: threading.Lock | threading.RLock, what: str) -> None:
+    """Take ``lock``, waiting no longer than the running stage's deadline; raise ``DeadlineExceeded`` if it passes."""
+    left = remaining()
+    if left is None:
+        lock.acquire()
+    elif not lock.acquire(timeout=left):
+        raise DeadlineExceeded(f"gave up waiting for {what}: the stage's deadline passed")
+
+
+def busy_timeout_ms(default_ms: int) -> int:
+    """A database busy timeout (milliseconds) that ends by the deadline: ``default_ms`` or less, at least 1."""
+    left = remaining()
+    if left is None:
+        return default_ms
+    return max(1, min(default_ms, int(left * 1000)))
+
+
+def _enter(at: float | None) -> float | None:
+    """Set this thread's deadline (a ``time.monotonic()`` value) for a stage; return the one it replaces."""
+    previous: float | None = getattr(_local, "at", None)
+    _local.at = at
+    return previous
+
+
+def _leave(previous: float | None) -> None:
+    """Put back the deadline ``_enter`` replaced (a stage may run a nested gate path)."""
+    _local.at = previous
