@@ -77,6 +77,9 @@ class PiiDetector:
     ``score_threshold`` drops weaker candidates.
     """
 
+    keeps_deadline = True
+    """Its only waits, for the spaCy pipeline and model (``nlp``), end by the gate stage's deadline."""
+
     def __init__(self, *, score_threshold: float = 0.5, ner: bool = True) -> None:
         if not 0.0 <= score_threshold <= 1.0:
             raise RedactionError(f"score_threshold must be within 0..1, got {score_threshold}")

@@ -23,6 +23,7 @@ from typing import Any
 from presidio_analyzer import AnalyzerEngine
 from presidio_analyzer.nlp_engine import NerModelConfiguration, NlpArtifacts, SpacyNlpEngine
 
+from trustlayer import deadline
 from trustlayer.errors import RedactionError
 
 __all__ = ["MODEL_PACKAGE", "NER_LABELS", "NerEngine", "analyzer_engine", "load_spacy", "ner_engine"]
@@ -43,6 +44,9 @@ NER_LABELS: dict[str, str] = {
 
 _IGNORED = ("ORG", "CARDINAL", "MONEY", "PERCENT", "QUANTITY", "ORDINAL", "PRODUCT", "EVENT", "WORK_OF_ART",
             "LAW", "LANGUAGE")
+
+_PIPELINE = "the spaCy pipeline (another thread is running it)"
+_LOADING = "the spaCy model (another thread is loading it)"
 
 # NER cost grows with length; longer texts are cut into pieces of about this many
 # characters at line or space boundaries (spaCy refuses texts above nlp.max_length).
@@ -84,7 +88,7 @@ class _NerOnlyEngine(SpacyNlpEngine):
 
     spaCy does not promise that one pipeline may run in two threads at once, so every
     way in (ours, and Presidio's ``AnalyzerEngine`` from :func:`analyzer_engine`) takes
-    the same lock.
+    the same lock, waiting for it no longer than the running gate stage's deadline.
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -95,15 +99,21 @@ class _NerOnlyEngine(SpacyNlpEngine):
         self.nlp = {"en": load_spacy()}  # type: ignore[assignment]  # Presidio declares it None
 
     def process_text(self, text: str, language: str) -> NlpArtifacts:
-        with self._lock:
+        deadline.acquire(self._lock, _PIPELINE)
+        try:
             return super().process_text(text, language)
+        finally:
+            self._lock.release()
 
     def process_batch(self, texts: Any, language: str, batch_size: int = 1, n_process: int = 1,
                       as_tuples: bool = False, **kwargs: Any) -> Generator[Any, Any, None]:
-        with self._lock:
+        deadline.acquire(self._lock, _PIPELINE)
+        try:
             # All of it under the lock: Presidio's generator would run the pipeline lazily, after release.
             done = list(super().process_batch(texts, language, batch_size=batch_size, n_process=n_process,
                                               as_tuples=as_tuples, **kwargs))
+        finally:
+            self._lock.release()
         yield from done
 
 
@@ -163,9 +173,12 @@ def ner_engine() -> NerEngine:
     """The process-wide NER engine, loaded on first use."""
     global _engine
     if _engine is None:
-        with _engine_lock:
+        deadline.acquire(_engine_lock, _LOADING)
+        try:
             if _engine is None:
                 _engine = NerEngine()
+        finally:
+            _engine_lock.release()
     return _engine
 
 

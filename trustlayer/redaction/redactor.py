@@ -54,6 +54,10 @@ class Redactor:
     detection that needs a NER entity type, once per process.
     """
 
+    keeps_deadline = True
+    """Its waits (the spaCy pipeline's and model's locks, the vault's lock and database lock) end by the
+    gate stage's deadline (``trustlayer.deadline``); loading the model and NER itself are compute."""
+
     def __init__(self, vault: Vault, *, score_threshold: float = 0.5, ner: bool = True) -> None:
         self.vault = vault
         self._detector = PiiDetector(score_threshold=score_threshold, ner=ner)

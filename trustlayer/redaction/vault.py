@@ -1,7 +1,10 @@
 """The pseudonym vault: placeholder <-> value per conversation, AES-GCM encrypted at rest.
 
 A SQLite file (WAL mode) that never leaves the device; safe across threads (one
-connection behind a lock) and processes (SQLite locking, ``BEGIN IMMEDIATE``)::
+connection behind a lock) and processes (SQLite locking, ``BEGIN IMMEDIATE``). In a
+gate stage with a deadline (``trustlayer.deadline``) the vault waits for its lock and
+for another connection's database lock no longer than the deadline, then raises
+``DeadlineExceeded``::
 
     >>> vault = Vault.open(":memory:", key=bytes(range(32)))
     >>> p = vault.pseudonym("conv-1", "PERSON", "Ada Lovelace")
@@ -35,7 +38,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from trustlayer.errors import RedactionError
+from trustlayer import deadline
+from trustlayer.errors import DeadlineExceeded, RedactionError
 from trustlayer.redaction import placeholders
 
 if TYPE_CHECKING:
@@ -48,6 +52,8 @@ KEY_BYTES = 32
 
 DEFAULT_TTL = 7 * 24 * 3600
 """How long a mapping lives after its last use, in seconds, unless configured."""
+
+_BUSY_MS = 30_000  # how long a statement waits for another connection's lock, outside a deadline
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -81,12 +87,15 @@ class Vault:
     def __init__(self, connection: sqlite3.Connection, key: bytes, *, ttl_seconds: int, where: str) -> None:
         self._db = connection
         self._lock = threading.Lock()
+        self._locked = _Locked(self)
+        self._busy_ms = _BUSY_MS  # the connection's busy timeout now
         self._aead = AESGCM(_subkey(key, b"aead"))
         self._mac_key = _subkey(key, b"mac")
         self._tag_key = _subkey(key, b"placeholder")
         self._hash_key = _subkey(key, b"hash operator")
         self.ttl_seconds = ttl_seconds
         self.where = where
+        self._waits_for = f"the lock of vault {where!r} (another thread holds it)"  # for DeadlineExceeded
         self._check_key(key)
 
     # -- construction ----------------------------------------------------------------
@@ -102,11 +111,11 @@ class Vault:
         try:
             if where != ":memory:":
                 Path(where).parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(where, timeout=30.0, isolation_level=None, check_same_thread=False)
+            db = sqlite3.connect(where, timeout=_BUSY_MS / 1000, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             # WAL + NORMAL: commits are atomic and durable across process crashes.
             db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA busy_timeout=30000")
+            db.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
             db.executescript(_SCHEMA)
         except (sqlite3.Error, OSError) as exc:
             raise RedactionError(f"vault {where!r} could not be opened: {exc}") from exc
@@ -120,7 +129,7 @@ class Vault:
 
     def _check_key(self, key: bytes) -> None:
         check = hmac.new(self._mac_key, b"key check", hashlib.sha256).digest()
-        with self._lock, self._tx():
+        with self._locked, self._tx():
             row = self._db.execute("SELECT value FROM meta WHERE name='key_check'").fetchone()
             if row is None:
                 self._db.execute("INSERT OR IGNORE INTO meta VALUES ('key_check', ?)", (check,))
@@ -128,7 +137,33 @@ class Vault:
                 raise RedactionError(f"vault {self.where!r} was created with a different key")
 
     def _tx(self) -> _Transaction:
-        return _Transaction(self._db, self.where)
+        return _Transaction(self)
+
+    def _bound_busy_wait(self) -> None:
+        """Make SQLite's wait for another connection's lock end by the running stage's deadline, if any."""
+        # A PRAGMA costs about a statement: issued only when the timeout changes (under a
+        # deadline, and once after it to set the normal one back).
+        ms = deadline.busy_timeout_ms(_BUSY_MS)
+        if ms != self._busy_ms:
+            self._db.execute(f"PRAGMA busy_timeout={ms}")
+            self._busy_ms = ms
+
+    def _execute(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Cursor:
+        """Run a statement that may wait for another connection's lock (under ``_locked``).
+
+        Raises ``sqlite3.Error``, or ``DeadlineExceeded`` once a running stage's deadline passed.
+        """
+        while True:
+            try:
+                return self._db.execute(sql, params)
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or deadline.remaining() is None:
+                    raise
+                if not deadline.remaining():
+                    raise DeadlineExceeded(f"gave up waiting for the database lock of vault {self.where!r} "
+                                           "(another connection holds it): the stage's deadline passed") from exc
+                # The busy timeout is whole milliseconds, so SQLite may give up just short of it.
+                self._bound_busy_wait()
 
     # -- digests ---------------------------------------------------------------------
     def _conv(self, conversation_id: str) -> bytes:
@@ -160,10 +195,10 @@ class Vault:
         macs = [self._value_mac(conv, etype, value) for etype, value in items]
         now = time.time()
         found: dict[bytes, str] = {}
-        with self._lock:
+        with self._locked:
             try:
                 for vmac in set(macs):
-                    row = self._db.execute(
+                    row = self._execute(
                         "SELECT placeholder, expires FROM entries WHERE conv=? AND value_mac=? AND expires>?",
                         (conv, vmac, now)).fetchone()
                     if row is not None and row[1] - now > self.ttl_seconds / 2:
@@ -202,10 +237,10 @@ class Vault:
     def lookup(self, conversation_id: str, placeholder: str) -> str | None:
         """The value behind ``placeholder`` in this conversation, or ``None`` (unknown or expired)."""
         conv = self._conv(conversation_id)
-        with self._lock:
+        with self._locked:
             try:
-                row = self._db.execute("SELECT sealed FROM entries WHERE conv=? AND placeholder=? AND expires>?",
-                                       (conv, placeholder, time.time())).fetchone()
+                row = self._execute("SELECT sealed FROM entries WHERE conv=? AND placeholder=? AND expires>?",
+                                    (conv, placeholder, time.time())).fetchone()
             except sqlite3.Error as exc:
                 raise RedactionError(f"vault {self.where!r} could not be read: {exc}") from exc
         if row is None:
@@ -214,19 +249,19 @@ class Vault:
 
     def erase(self, conversation_id: str) -> int:
         """Forget every mapping of a conversation; returns how many were removed."""
-        with self._lock, self._tx():
+        with self._locked, self._tx():
             return int(self._db.execute("DELETE FROM entries WHERE conv=?", (self._conv(conversation_id),)).rowcount)
 
     def purge(self) -> int:
         """Remove expired mappings of every conversation; returns how many were removed."""
-        with self._lock, self._tx():
+        with self._locked, self._tx():
             return int(self._db.execute("DELETE FROM entries WHERE expires<=?", (time.time(),)).rowcount)
 
     def count(self, conversation_id: str) -> int:
         """How many live mappings a conversation has."""
-        with self._lock:
-            row = self._db.execute("SELECT COUNT(*) FROM entries WHERE conv=? AND expires>?",
-                                   (self._conv(conversation_id), time.time())).fetchone()
+        with self._locked:
+            row = self._execute("SELECT COUNT(*) FROM entries WHERE conv=? AND expires>?",
+                                (self._conv(conversation_id), time.time())).fetchone()
         return int(row[0])
 
     def close(self) -> None:
@@ -247,16 +282,42 @@ class Vault:
         return plain.decode("utf-8", "surrogatepass")
 
 
+class _Locked:
+    """The vault's lock, with SQLite's busy wait set to end by the running stage's deadline.
+
+    Every statement runs under it, so the connection's busy timeout is always the one
+    for the caller holding the lock.
+    """
+
+    __slots__ = ("_vault",)
+
+    def __init__(self, vault: Vault) -> None:
+        self._vault = vault
+
+    def __enter__(self) -> None:
+        vault = self._vault
+        deadline.acquire(vault._lock, vault._waits_for)
+        try:
+            vault._bound_busy_wait()
+        except BaseException:
+            vault._lock.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self._vault._lock.release()
+
+
 class _Transaction:
     """``BEGIN IMMEDIATE`` ... ``COMMIT`` (rollback on error), translating SQLite errors."""
 
-    def __init__(self, db: sqlite3.Connection, where: str) -> None:
-        self._db = db
-        self._where = where
+    def __init__(self, vault: Vault) -> None:
+        self._vault = vault
+        self._db = vault._db
+        self._where = vault.where
 
     def __enter__(self) -> None:
         try:
-            self._db.execute("BEGIN IMMEDIATE")
+            self._vault._execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise RedactionError(f"vault {self._where!r} could not be written: {exc}") from exc
 

@@ -1,0 +1,167 @@
+"""The redactor keeps its gate stage deadline: every wait on another thread or connection ends by it."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from deadlines import held, start
+from stagekit import HmacSigner, ListRecorder
+
+from trustlayer.errors import Blocked, DeadlineExceeded
+from trustlayer.gate import Gate
+from trustlayer.policy import PolicyEngine, shipped_policy_path
+from trustlayer.redaction import Redactor, Vault, nlp
+from trustlayer.redaction.detector import PiiDetector
+from trustlayer.types import Finding, Message, Operator, Route
+
+EMAIL = "ada.lovelace@example.org"
+PSEUDO = {"EMAIL_ADDRESS": Operator.PSEUDONYMIZE}
+
+
+def chat(text: str, cid: str = "c1") -> Message:
+    return Message.from_openai([{"role": "user", "content": text}], conversation_id=cid)
+
+
+def email_in(message: Message) -> list[Finding]:
+    text = message.turns[0].content if message.turns else ""
+    assert isinstance(text, str)
+    start_at = text.index(EMAIL)
+    return [Finding(entity_type="EMAIL_ADDRESS", start=start_at, end=start_at + len(EMAIL), score=1.0,
+                    detector="test", path="turns[0].content")]
+
+
+@pytest.fixture
+def writer(vault: Vault) -> Iterator[sqlite3.Connection]:
+    """Another connection to the vault's file, holding its write lock (``BEGIN IMMEDIATE``) until the test ends."""
+    other = sqlite3.connect(vault.where, isolation_level=None, timeout=0)
+    other.execute("BEGIN IMMEDIATE")
+    yield other
+    if other.in_transaction:
+        other.execute("ROLLBACK")
+    other.close()
+
+
+def test_the_redaction_stages_declare_that_they_keep_their_deadlines() -> None:
+    assert Redactor.keeps_deadline is True
+    assert PiiDetector.keeps_deadline is True
+
+
+def test_transform_gives_up_on_the_vault_file_another_connection_writes(fast: Redactor,
+                                                                       writer: sqlite3.Connection) -> None:
+    message = chat(f"write to {EMAIL}")
+    call = start(lambda: fast.transform(message, email_in(message), PSEUDO), seconds=0.3).join()
+    assert call.finished, "transform waited past its deadline for the vault's database lock"
+    assert writer.in_transaction  # the other connection still holds the lock
+    assert isinstance(call.raised, DeadlineExceeded)
+    assert "database lock of vault" in str(call.raised) and "another connection" in str(call.raised)
+    assert EMAIL not in str(call.raised)
+
+
+def test_transform_without_a_deadline_waits_for_the_vault_file_as_before(fast: Redactor,
+                                                                        writer: sqlite3.Connection) -> None:
+    message = chat(f"write to {EMAIL}")
+    call = start(lambda: fast.transform(message, email_in(message), PSEUDO), seconds=None)
+    time.sleep(0.5)
+    assert not call.finished  # no deadline: SQLite's own busy timeout (30 s) applies
+    writer.execute("COMMIT")
+    call.join()
+    assert call.finished and call.raised is None
+    out = call.value[0]
+    assert isinstance(out, Message) and EMAIL not in out.canonical_bytes().decode()
+
+
+def test_a_gate_blocks_at_transform_when_the_vault_file_stays_locked(fast: Redactor, writer: sqlite3.Connection,
+                                                                    tmp_path: Path) -> None:
+    engine = PolicyEngine.from_file(shipped_policy_path("eu-gdpr"))
+    signer, recorder = HmacSigner(), ListRecorder()
+    signer.keeps_deadline = True  # type: ignore[attr-defined]
+    recorder.keeps_deadline = True  # type: ignore[attr-defined]
+    gate = Gate(detector=fast, decider=engine, transformer=fast, signer=signer, recorder=recorder,
+                restorer=fast, identity="phone", endpoints=tuple(engine.endpoints.values()),
+                timeouts={"transform": 0.3})
+    assert gate._keeps
+    route = Route.between(engine.endpoints["phone"], engine.endpoints["gpt-us"])
+    call = start(lambda: gate.outbound(chat(f"please mail {EMAIL}"), route), seconds=None).join()
+    assert call.finished, "the gate waited past the transform deadline for the vault's database lock"
+    assert writer.in_transaction
+    blocked = call.raised
+    assert isinstance(blocked, Blocked) and blocked.stage == "transform"
+    assert "timed out after 0.3 s" in blocked.reason
+    assert recorder.directions() == ["block"]
+    assert all(EMAIL.encode() not in entry for entry in recorder.entries)
+
+
+def test_transform_and_restore_give_up_on_the_vault_lock_another_thread_holds(fast: Redactor) -> None:
+    message = chat(f"write to {EMAIL}")
+    out = fast.transform(message, email_in(message), PSEUDO)
+    lock = held(fast.vault._lock)
+    try:
+        for stage in (lambda: fast.transform(message, email_in(message), PSEUDO), lambda: fast.restore(out)):
+            call = start(stage, seconds=0.3).join()
+            assert call.finished, "the stage waited past its deadline for the vault's lock"
+            assert lock.locked()
+            assert isinstance(call.raised, DeadlineExceeded) and "lock of vault" in str(call.raised)
+            assert EMAIL not in str(call.raised)
+    finally:
+        lock.release()
+    assert fast.restore(out) == message
+
+
+def test_restore_without_a_deadline_waits_for_the_vault_lock_as_before(fast: Redactor) -> None:
+    message = chat(f"write to {EMAIL}")
+    out = fast.transform(message, email_in(message), PSEUDO)
+    lock = held(fast.vault._lock)
+    call = start(lambda: fast.restore(out), seconds=None)
+    time.sleep(0.5)
+    assert not call.finished
+    lock.release()
+    call.join()
+    assert call.finished and call.raised is None and call.value == [message]
+
+
+NAMED = chat("My name is Anna Schmidt and I moved to Berlin last year.")
+
+
+def test_detect_gives_up_on_the_spacy_pipeline_another_thread_runs(full: Redactor) -> None:
+    full.warm()  # the model is loaded: what remains to wait for is the pipeline's lock
+    lock = held(nlp.ner_engine()._engine._lock)
+    try:
+        call = start(lambda: full.detect(NAMED), seconds=0.3).join()
+        assert call.finished, "detect waited past its deadline for the spaCy pipeline"
+        assert lock.locked()
+        assert isinstance(call.raised, DeadlineExceeded) and "spaCy pipeline" in str(call.raised)
+        assert "Anna" not in str(call.raised)
+    finally:
+        lock.release()
+
+
+def test_detect_without_a_deadline_waits_for_the_spacy_pipeline_as_before(full: Redactor) -> None:
+    full.warm()
+    lock = held(nlp.ner_engine()._engine._lock)
+    call = start(lambda: full.detect(NAMED), seconds=None)
+    time.sleep(0.5)
+    assert not call.finished
+    lock.release()
+    call.join()
+    assert call.finished and call.raised is None
+    findings = call.value[0]
+    assert isinstance(findings, list) and "PERSON" in {f.entity_type for f in findings}
+
+
+def test_detect_gives_up_on_the_spacy_model_another_thread_is_loading(vault: Vault,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # As in a fresh process whose first NER detection is still loading the model in another thread.
+    monkeypatch.setattr(nlp, "_engine", None)
+    lock = held(nlp._engine_lock)
+    try:
+        call = start(lambda: Redactor(vault, ner=True).detect(NAMED), seconds=0.3).join()
+        assert call.finished, "detect waited past its deadline for the model another thread loads"
+        assert lock.locked()
+        assert isinstance(call.raised, DeadlineExceeded) and "spaCy model" in str(call.raised)
+        assert nlp._engine is None  # it gave up; it did not load a model of its own
+    finally:
+        lock.release()
