@@ -47,6 +47,10 @@ _LEVELS = (Operator.MASK, Operator.PSEUDONYMIZE, Operator.HASH, Operator.DROP)
 class PolicyEngine:
     """Residency policy compiled into integer lookups; implements the ``Decider`` protocol."""
 
+    keeps_deadline = True
+    """``decide`` and ``entities_for`` never wait: an engine is immutable (``reload()`` builds a new one),
+    its caches are plain dicts read and written under the GIL, and it does no I/O after construction."""
+
     def __init__(self, policy: CompiledPolicy, *, subject_jurisdiction: str | None = None) -> None:
         self.policy = policy
         subject = subject_jurisdiction or policy.file.subject_jurisdiction
