@@ -31,6 +31,10 @@ they drew numbers.
 
 The state file is JSON ``{"<key id>": <high-water mark>, ...}``, so one file can serve a
 key and its successors after rotation.
+
+In a gate stage with a deadline (``trustlayer.deadline``), ``next()`` waits for the
+counter's lock and for another process's ``flock`` no longer than the deadline, then
+raises ``DeadlineExceeded``; writing and fsyncing a reservation is disk work, not a wait.
 """
 
 from __future__ import annotations
@@ -39,14 +43,18 @@ import fcntl
 import json
 import os
 import threading
+import time
 import weakref
 from pathlib import Path
 
-from trustlayer.errors import ConfigError
+from trustlayer import deadline
+from trustlayer.errors import ConfigError, DeadlineExceeded
 
 __all__ = ["DEFAULT_BLOCK", "SequenceCounter"]
 
 DEFAULT_BLOCK = 1024
+
+_POLL_MAX = 0.02  # longest pause between tries for a file lock another process holds, under a deadline
 
 
 class _Block:
@@ -74,6 +82,7 @@ class SequenceCounter:
         self.state_path = Path(state_path) if state_path is not None else None
         self.block = block
         self._lock = threading.Lock()
+        self._waits_for = f"the sequence counter of key {key_id[:16]} (another thread holds it)"
         self._block = _Block(1 if self.state_path is not None else 1 << 62)
         self._finalizer = None
         if self.state_path is not None:
@@ -82,13 +91,16 @@ class SequenceCounter:
 
     def next(self) -> int:
         """The next number for this key (reserving a new block on disk when needed)."""
-        with self._lock:
+        deadline.acquire(self._lock, self._waits_for)
+        try:
             b = self._block
             if b.next >= b.limit:
                 self._reserve()
             n = b.next
             b.next += 1
             return n
+        finally:
+            self._lock.release()
 
     def close(self) -> None:
         """Give back the unused rest of the reserved block, so a restart continues without a gap."""
@@ -114,7 +126,11 @@ class SequenceCounter:
 
 
 class _FileLock:
-    """An exclusive ``flock`` on ``<state>.lock`` (released when the file closes)."""
+    """An exclusive ``flock`` on ``<state>.lock`` (released when the file closes).
+
+    Without a deadline it blocks until the lock is free; under one it tries without
+    blocking, pausing briefly between tries, until the deadline passes.
+    """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -122,7 +138,28 @@ class _FileLock:
 
     def __enter__(self) -> None:
         self._fh = open(self._path, "a+b")  # noqa: SIM115 - closed in __exit__
-        fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX)
+        try:
+            if deadline.remaining() is None:
+                fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX)
+            else:
+                self._poll()
+        except BaseException:
+            self._fh.close()
+            raise
+
+    def _poll(self) -> None:
+        pause = 0.001
+        while True:
+            try:
+                fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError as exc:
+                left = deadline.remaining()
+                if not left:
+                    raise DeadlineExceeded(f"gave up waiting for the lock on {str(self._path)!r} (another process "
+                                           "holds it): the stage's deadline passed") from exc
+                time.sleep(min(pause, left))
+                pause = min(2 * pause, _POLL_MAX)
 
     def __exit__(self, *exc: object) -> None:
         self._fh.close()
@@ -139,8 +176,8 @@ def _release(lock: threading.Lock, block: _Block, path: Path, key_id: str) -> No
                 if state.get(key_id) == block.reserved:
                     state[key_id] = block.next - 1
                     _write(path, state)
-        except (OSError, ConfigError):
-            return  # a gap is harmless; never fail at exit
+        except (OSError, ConfigError, DeadlineExceeded):
+            return  # a gap is harmless; never fail at exit (nor in a stage the collector interrupts)
         block.limit = block.next  # anything further must reserve anew
         block.reserved = 0
 

@@ -41,6 +41,10 @@ class RecordSigner:
     by default the time is read with ``time.time_ns``.
     """
 
+    keeps_deadline = True
+    """``sign`` waits only for the sequence counter (its lock, another process's file lock), and no longer
+    than the gate stage's deadline (``trustlayer.deadline``); signing and fsyncing a reservation are work."""
+
     def __init__(self, key: SigningKey, *, salt: bytes, state_path: Path | None,
                  sequence_block: int = DEFAULT_BLOCK, clock: Callable[[], datetime] | None = None) -> None:
         if len(salt) < 16:

@@ -1,0 +1,134 @@
+"""The signer keeps its gate stage deadline: the sequence counter's lock and file lock waits end by it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from deadlines import held, start
+from stagekit import CLOUD, DEVICE, ListRecorder, Pseudonymizer, RegexDetector, SimplePolicy
+
+from trustlayer.errors import Blocked, DeadlineExceeded
+from trustlayer.gate import Gate
+from trustlayer.provenance.keys import Keyring
+from trustlayer.provenance.records import Record
+from trustlayer.provenance.signer import RecordSigner
+from trustlayer.stages import Signed
+from trustlayer.types import Message, Route
+
+from .conftest import RAW, agent_hop
+
+_HOLD = ("import fcntl, sys\n"
+         "f = open(sys.argv[1], 'a+b')\n"
+         "fcntl.flock(f.fileno(), fcntl.LOCK_EX)\n"
+         "print('held', flush=True)\n"
+         "sys.stdin.read()\n")
+
+
+@contextmanager
+def state_lock_held_by_another_process(signer: RecordSigner) -> Iterator[subprocess.Popen[str]]:
+    """Another process holding the exclusive ``flock`` on the signer's ``<state>.lock`` until stdin closes."""
+    state = signer.sequence.state_path
+    assert state is not None
+    proc = subprocess.Popen([sys.executable, "-c", _HOLD, str(state.with_name(state.name + ".lock"))],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        yield proc
+    finally:
+        proc.stdin.close()  # the holder reads to the end, exits, and its lock goes with it
+        proc.wait(timeout=10)
+        proc.stdout.close()
+
+
+def sequence_of(signed: object, keyring: Keyring) -> int:
+    assert isinstance(signed, Signed)
+    return Record.from_envelope(signed.envelope, keyring).predicate.sequence
+
+
+def test_the_signer_declares_that_it_keeps_its_deadline() -> None:
+    assert RecordSigner.keeps_deadline is True
+
+
+def test_sign_gives_up_on_the_state_file_lock_another_process_holds(signer: RecordSigner,
+                                                                   keyring: Keyring) -> None:
+    with state_lock_held_by_another_process(signer) as holder:
+        call = start(lambda: signer.sign(agent_hop()), seconds=0.3).join()
+        assert call.finished, "sign waited past its deadline for the state file's lock"
+        assert holder.poll() is None  # the other process still holds it
+    assert isinstance(call.raised, DeadlineExceeded)
+    assert "another process" in str(call.raised) and ".lock" in str(call.raised)
+    assert RAW not in str(call.raised)
+    assert sequence_of(signer.sign(agent_hop()), keyring) == 1  # giving up used no number
+
+
+def test_sign_without_a_deadline_waits_for_the_state_file_lock_as_before(signer: RecordSigner,
+                                                                        keyring: Keyring) -> None:
+    with state_lock_held_by_another_process(signer):
+        call = start(lambda: signer.sign(agent_hop()), seconds=None)
+        time.sleep(0.5)
+        assert not call.finished
+    call.join()
+    assert call.finished and call.raised is None
+    assert sequence_of(call.value[0], keyring) == 1
+
+
+def test_sign_gives_up_on_the_counter_lock_another_thread_holds(signer: RecordSigner, keyring: Keyring) -> None:
+    lock = held(signer.sequence._lock)
+    try:
+        call = start(lambda: signer.sign(agent_hop()), seconds=0.3).join()
+        assert call.finished, "sign waited past its deadline for the sequence counter's lock"
+        assert lock.locked()
+        assert isinstance(call.raised, DeadlineExceeded) and "sequence counter" in str(call.raised)
+    finally:
+        lock.release()
+    assert sequence_of(signer.sign(agent_hop()), keyring) == 1
+
+
+def test_sign_without_a_deadline_waits_for_the_counter_lock_as_before(signer: RecordSigner,
+                                                                     keyring: Keyring) -> None:
+    lock = held(signer.sequence._lock)
+    call = start(lambda: signer.sign(agent_hop()), seconds=None)
+    time.sleep(0.5)
+    assert not call.finished
+    lock.release()
+    call.join()
+    assert call.finished and call.raised is None
+    assert sequence_of(call.value[0], keyring) == 1
+
+
+@pytest.mark.parametrize("state_lock", ["thread", "process"])
+def test_a_gate_blocks_at_sign_while_the_sequence_counter_stays_locked(signer: RecordSigner,
+                                                                      state_lock: str) -> None:
+    stages: list[object] = [RegexDetector(), SimplePolicy(), Pseudonymizer(), ListRecorder()]
+    for stage in stages:
+        stage.keeps_deadline = True  # type: ignore[attr-defined]
+    detector, decider, pseudo, recorder = stages
+    gate = Gate(detector=detector, decider=decider, transformer=pseudo, signer=signer,  # type: ignore[arg-type]
+                recorder=recorder, restorer=pseudo, identity=DEVICE.id,  # type: ignore[arg-type]
+                endpoints=(DEVICE, CLOUD), timeouts={"sign": 0.3})
+    assert gate._keeps
+    message = Message.from_text("hello", conversation_id="c1")
+
+    def outbound() -> object:
+        return gate.outbound(message, Route.between(DEVICE, CLOUD))
+
+    if state_lock == "process":
+        with state_lock_held_by_another_process(signer) as holder:
+            call = start(outbound, seconds=None).join()
+            assert call.finished and holder.poll() is None
+    else:
+        lock = held(signer.sequence._lock)
+        try:
+            call = start(outbound, seconds=None).join()
+            assert call.finished and lock.locked()
+        finally:
+            lock.release()
+    blocked = call.raised
+    assert isinstance(blocked, Blocked) and blocked.stage == "sign"
+    assert blocked.reason.startswith("timed out after 0.3 s")
