@@ -56,6 +56,10 @@ class RecordAuthenticator:
     either direction.
     """
 
+    keeps_deadline = True
+    """``authenticate`` waits only in the replay guard (its lock, the database's write lock), and no longer
+    than the gate stage's deadline (``trustlayer.deadline``); verifying signatures is compute."""
+
     def __init__(self, keyring: Keyring, *, audience: str | Collection[str], window_seconds: int = 300,
                  replay: ReplayGuard, clock: Callable[[], datetime] = _utcnow) -> None:
         if window_seconds <= 0:

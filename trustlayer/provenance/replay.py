@@ -9,7 +9,9 @@ kept until its record's time has left the authenticator's acceptance window (aft
 which the time check alone rejects the record), then pruned. Commits are synchronous
 (``synchronous=FULL``): a nonce accepted before a power loss stays remembered.
 Several processes may share one file (WAL, busy timeout); the unique keys make the
-check-and-insert atomic.
+check-and-insert atomic. In a gate stage with a deadline (``trustlayer.deadline``) the
+guard waits for its lock and for another connection's write lock no longer than the
+deadline, then raises ``DeadlineExceeded``.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from trustlayer.errors import AuditError, SignatureError
+from trustlayer import deadline
+from trustlayer.errors import AuditError, DeadlineExceeded, SignatureError
 
 __all__ = ["ReplayGuard"]
 
@@ -33,6 +38,7 @@ CREATE INDEX IF NOT EXISTS sequences_expires ON sequences (expires);
 """
 
 _PRUNE_EVERY = 256
+_BUSY_MS = 30_000  # how long a statement waits for another connection's lock, outside a deadline
 
 
 class ReplayGuard:
@@ -44,14 +50,53 @@ class ReplayGuard:
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(target, timeout=30.0, isolation_level=None, check_same_thread=False)
+            self._db = sqlite3.connect(target, timeout=_BUSY_MS / 1000, isolation_level=None,
+                                       check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise AuditError(f"cannot open replay guard database {target!r}: {exc}") from exc
         self._lock = threading.Lock()
+        self._busy_ms = _BUSY_MS  # the connection's busy timeout now
+        self._where = f"replay guard {target!r}"
+        self._waits_for = f"the lock of the {self._where} (another thread holds it)"  # for DeadlineExceeded
         self._inserts = 0
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The guard's lock, with SQLite's busy wait set to end by the running stage's deadline, if any."""
+        deadline.acquire(self._lock, self._waits_for)
+        try:
+            self._bound_busy_wait()
+            yield
+        finally:
+            self._lock.release()
+
+    def _bound_busy_wait(self) -> None:
+        # A PRAGMA costs about a statement: issued only when the timeout changes (under a
+        # deadline, and once after it to set the normal one back).
+        ms = deadline.busy_timeout_ms(_BUSY_MS)
+        if ms != self._busy_ms:
+            self._db.execute(f"PRAGMA busy_timeout={ms}")
+            self._busy_ms = ms
+
+    def _execute(self, sql: str, params: tuple[object, ...] = ()) -> sqlite3.Cursor:
+        """Run a statement that may wait for another connection's write lock (under ``_locked``).
+
+        Raises ``sqlite3.Error``, or ``DeadlineExceeded`` once a running stage's deadline passed.
+        """
+        while True:
+            try:
+                return self._db.execute(sql, params)
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or deadline.remaining() is None:
+                    raise
+                if not deadline.remaining():
+                    raise DeadlineExceeded(f"gave up waiting for the write lock of the {self._where} (another "
+                                           "connection holds it): the stage's deadline passed") from exc
+                # The busy timeout is whole milliseconds, so SQLite may give up just short of it.
+                self._bound_busy_wait()
 
     def remember(self, key_id: str, nonce: str, sequence: int, *, expires: int) -> None:
         """Record the pair, or raise ``SignatureError`` ("replayed nonce" / "reused sequence").
@@ -59,9 +104,9 @@ class ReplayGuard:
         ``expires`` is the Unix time after which the entry may be forgotten. The check and
         the insert are one transaction: of two concurrent deliveries, exactly one passes.
         """
-        with self._lock:
+        with self._locked():
             try:
-                self._db.execute("BEGIN IMMEDIATE")
+                self._execute("BEGIN IMMEDIATE")
                 try:
                     self._db.execute("INSERT INTO nonces VALUES (?, ?, ?)", (key_id, nonce, expires))
                 except sqlite3.IntegrityError as exc:
@@ -86,16 +131,16 @@ class ReplayGuard:
 
     def prune(self, now: int | None = None) -> int:
         """Forget entries whose expiry has passed; return how many nonces were removed."""
-        with self._lock:
+        with self._locked():
             return self._prune(int(time.time()) if now is None else now)
 
     def _prune(self, cutoff: int) -> int:
-        cur = self._db.execute("DELETE FROM nonces WHERE expires < ?", (cutoff,))
-        self._db.execute("DELETE FROM sequences WHERE expires < ?", (cutoff,))
+        cur = self._execute("DELETE FROM nonces WHERE expires < ?", (cutoff,))
+        self._execute("DELETE FROM sequences WHERE expires < ?", (cutoff,))
         return cur.rowcount
 
     def __len__(self) -> int:
-        with self._lock:
+        with self._locked():
             row = self._db.execute("SELECT count(*) FROM nonces").fetchone()
         return int(row[0])
 

@@ -1,0 +1,113 @@
+"""The authenticator keeps its gate stage deadline: the replay guard's lock and database waits end by it."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from deadlines import held, start
+from stagekit import HmacSigner, ListRecorder, Pseudonymizer, RegexDetector, SimplePolicy
+
+from trustlayer.errors import Blocked, DeadlineExceeded, SignatureError
+from trustlayer.gate import Gate
+from trustlayer.provenance.authenticator import RecordAuthenticator
+from trustlayer.provenance.keys import Keyring
+from trustlayer.provenance.replay import ReplayGuard
+from trustlayer.provenance.signer import RecordSigner
+from trustlayer.stages import PeerRecord
+from trustlayer.types import Message, Route
+
+from .conftest import ALICE, BOB, RAW, agent_hop
+
+BODY = RAW.encode()
+
+
+@pytest.fixture()
+def guard(tmp_path: Path) -> Iterator[ReplayGuard]:
+    g = ReplayGuard(tmp_path / "replay.db")
+    yield g
+    g.close()
+
+
+@pytest.fixture()
+def auth(keyring: Keyring, guard: ReplayGuard) -> RecordAuthenticator:
+    return RecordAuthenticator(keyring, audience=BOB.id, replay=guard)
+
+
+@pytest.fixture()
+def writer(guard: ReplayGuard) -> Iterator[sqlite3.Connection]:
+    """Another connection to the guard's file, holding its write lock (``BEGIN IMMEDIATE``) until the test ends."""
+    other = sqlite3.connect(str(guard.path), isolation_level=None, timeout=0)
+    other.execute("BEGIN IMMEDIATE")
+    yield other
+    if other.in_transaction:
+        other.execute("ROLLBACK")
+    other.close()
+
+
+def test_the_authenticator_declares_that_it_keeps_its_deadline() -> None:
+    assert RecordAuthenticator.keeps_deadline is True
+
+
+def test_authenticate_gives_up_on_the_replay_file_another_connection_writes(
+        auth: RecordAuthenticator, signer: RecordSigner, writer: sqlite3.Connection) -> None:
+    envelope = signer.sign(agent_hop()).envelope
+    call = start(lambda: auth.authenticate(envelope, audience=BOB.id, content=BODY), seconds=0.3).join()
+    assert call.finished, "authenticate waited past its deadline for the replay guard's write lock"
+    assert writer.in_transaction  # the other connection still holds the lock
+    assert isinstance(call.raised, DeadlineExceeded)
+    assert "write lock of the replay guard" in str(call.raised) and RAW not in str(call.raised)
+    writer.execute("ROLLBACK")
+    # Giving up remembered nothing: the same record is accepted once the lock is free, and only once.
+    assert isinstance(auth.authenticate(envelope, audience=BOB.id, content=BODY), PeerRecord)
+    with pytest.raises(SignatureError, match="^replayed nonce"):
+        auth.authenticate(envelope, audience=BOB.id, content=BODY)
+
+
+def test_authenticate_without_a_deadline_waits_for_the_replay_file_as_before(
+        auth: RecordAuthenticator, signer: RecordSigner, writer: sqlite3.Connection) -> None:
+    envelope = signer.sign(agent_hop()).envelope
+    call = start(lambda: auth.authenticate(envelope, audience=BOB.id, content=BODY), seconds=None)
+    time.sleep(0.5)
+    assert not call.finished  # no deadline: SQLite's own busy timeout (30 s) applies
+    writer.execute("COMMIT")
+    call.join()
+    assert call.finished and call.raised is None and isinstance(call.value[0], PeerRecord)
+
+
+def test_authenticate_gives_up_on_the_replay_guard_lock_another_thread_holds(
+        auth: RecordAuthenticator, guard: ReplayGuard, signer: RecordSigner) -> None:
+    envelope = signer.sign(agent_hop()).envelope
+    lock = held(guard._lock)
+    try:
+        call = start(lambda: auth.authenticate(envelope, audience=BOB.id, content=BODY), seconds=0.3).join()
+        assert call.finished, "authenticate waited past its deadline for the replay guard's lock"
+        assert lock.locked()
+        assert isinstance(call.raised, DeadlineExceeded) and "lock of the replay guard" in str(call.raised)
+    finally:
+        lock.release()
+    assert isinstance(auth.authenticate(envelope, audience=BOB.id, content=BODY), PeerRecord)
+
+
+def test_a_gate_blocks_at_authenticate_while_the_replay_file_stays_locked(
+        auth: RecordAuthenticator, signer: RecordSigner, writer: sqlite3.Connection) -> None:
+    message = Message.from_text("hello from agent a", conversation_id="conv-1")
+    envelope = signer.sign(agent_hop(content=message.canonical_bytes())).envelope
+    stages: list[object] = [RegexDetector(), SimplePolicy(), Pseudonymizer(), HmacSigner(), ListRecorder()]
+    for stage in stages:
+        stage.keeps_deadline = True  # type: ignore[attr-defined]
+    detector, decider, pseudo, hmac_signer, recorder = stages
+    gate = Gate(detector=detector, decider=decider, transformer=pseudo, signer=hmac_signer,  # type: ignore[arg-type]
+                recorder=recorder, restorer=pseudo, authenticator=auth, identity=BOB.id,  # type: ignore[arg-type]
+                endpoints=(ALICE, BOB), timeouts={"authenticate": 0.3})
+    assert gate._keeps
+    call = start(lambda: gate.inbound(message, Route.between(ALICE, BOB), envelope=envelope), seconds=None).join()
+    assert call.finished, "the gate waited past the authenticate deadline for the replay guard's write lock"
+    assert writer.in_transaction
+    blocked = call.raised
+    assert isinstance(blocked, Blocked) and blocked.stage == "authenticate"
+    assert "timed out after 0.3 s" in blocked.reason
+    assert recorder.directions() == ["block"]  # type: ignore[attr-defined]
