@@ -15,18 +15,26 @@ Answers are gathered until the deadline; an endpoint still pending then abstains
 ``timeout``, one that failed with ``error: ...``. Wall time is that of the slowest
 endpoint within the deadline, not the sum. Votes are counted by
 :func:`trustlayer.verifiers.tally.tally`.
+
+In a gate stage with a deadline (``trustlayer.deadline``), the synchronous ``verify``
+waits for the verdict no longer than the deadline: then it cancels the fan-out (the
+panel's asks stop) and raises ``DeadlineExceeded``. Work already handed to a thread
+by then (restoring answers, a scorer, the reputation write) finishes in the background,
+as it would in an abandoned gate worker.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from trustlayer.errors import Blocked, ConfigError, EndpointError, EndpointTimeout
+from trustlayer import deadline as stage_deadline
+from trustlayer.errors import Blocked, ConfigError, DeadlineExceeded, EndpointError, EndpointTimeout
 from trustlayer.types import Endpoint, Message, Route, Verdict, VerifyRequirement
 from trustlayer.verifiers.agreement import Measure, measure_for
 from trustlayer.verifiers.askers import Asker
@@ -98,6 +106,9 @@ class Consensus:
     ``scorer`` adds evidence for the accepted answer (``WhiteBoxScorer.scorer()``).
     """
 
+    keeps_deadline = True
+    """The sync ``verify`` waits for its panel and verdict no longer than the gate stage's deadline."""
+
     def __init__(
         self,
         panel: Sequence[Endpoint],
@@ -168,7 +179,12 @@ class Consensus:
         }
         answers: dict[str, str] = {}
         if tasks:
-            done, pending = await asyncio.wait(tasks, timeout=deadline)
+            try:
+                done, pending = await asyncio.wait(tasks, timeout=deadline)
+            except asyncio.CancelledError:
+                for task in tasks:  # whoever waits for the verdict gave up: so do the asks
+                    task.cancel()
+                raise
             for task in pending:
                 task.cancel()
                 abstained[tasks[task]] = "timeout"
@@ -313,8 +329,15 @@ class Consensus:
 
     def verify(self, request: Message, response: Message, route: Route,
                requirement: VerifyRequirement) -> Verdict:
-        """Synchronous twin of :meth:`verify_async`, run on a background event loop (safe inside a loop)."""
-        return _run(lambda: self.verify_async(request, response, route, requirement))
+        """Synchronous twin of :meth:`verify_async`, run on a background event loop (safe inside a loop).
+
+        In a gate stage, it raises ``DeadlineExceeded`` when the stage's deadline passes before
+        the verdict is ready, and cancels the fan-out.
+        """
+        left = stage_deadline.remaining()
+        if left == 0.0:
+            raise DeadlineExceeded("gave up before asking the consensus panel: the stage's deadline passed")
+        return _run(lambda: self.verify_async(request, response, route, requirement), timeout=left)
 
     async def aclose(self) -> None:
         """Close the asker's connections opened on the running event loop (when it keeps any)."""
@@ -343,14 +366,29 @@ _loop_lock = threading.Lock()
 def _background_loop() -> asyncio.AbstractEventLoop:
     """One event loop in a daemon thread for the sync API, so clients and their pools are reused."""
     global _loop
-    with _loop_lock:
+    stage_deadline.acquire(_loop_lock, "the verifiers' event loop (another thread is starting it)")
+    try:
         if _loop is None or _loop.is_closed():
             loop = asyncio.new_event_loop()
             threading.Thread(target=loop.run_forever, name="trustlayer-verifiers", daemon=True).start()
             _loop = loop
         return _loop
+    finally:
+        _loop_lock.release()
 
 
-def _run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine to completion from sync code, on the verifiers' background event loop."""
-    return asyncio.run_coroutine_threadsafe(factory(), _background_loop()).result()
+def _run(factory: Callable[[], Coroutine[Any, Any, T]], *, timeout: float | None = None) -> T:
+    """Run a coroutine to completion from sync code, on the verifiers' background event loop.
+
+    With a ``timeout`` (the stage's time left), give up when it passes: cancel the coroutine
+    and raise ``DeadlineExceeded``.
+    """
+    loop = _background_loop()  # first: a coroutine made and then never run would warn
+    future = asyncio.run_coroutine_threadsafe(factory(), loop)
+    try:
+        return future.result(timeout)
+    except concurrent.futures.TimeoutError:
+        if not future.cancel():  # it finished meanwhile (or itself raised TimeoutError): that is the outcome
+            return future.result()
+        raise DeadlineExceeded("gave up waiting for the consensus panel's verdict: "
+                               "the stage's deadline passed") from None

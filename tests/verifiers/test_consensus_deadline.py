@@ -1,0 +1,143 @@
+"""Consensus keeps its gate stage deadline: the sync ``verify`` waits for its panel no longer than the deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from deadlines import held, start
+from stagekit import CLOUD, DEVICE, HmacSigner, ListRecorder, Pseudonymizer, RegexDetector, SimplePolicy
+
+from trustlayer.errors import DeadlineExceeded, Unverified
+from trustlayer.gate import Gate
+from trustlayer.redaction import Redactor, Vault
+from trustlayer.types import Endpoint, Message, Route, Verdict, VerifyRequirement
+from trustlayer.verifiers import Consensus
+from trustlayer.verifiers import consensus as consensus_module
+
+PANEL = [CLOUD, *(Endpoint(id=f"panel-{i}", kind="cloud", jurisdiction="US", url="http://127.0.0.1:9/v1", model="m")
+                  for i in (1, 2))]
+ROUTE = Route.between(DEVICE, CLOUD)
+REQUIRE = VerifyRequirement(quorum=2, of=3, measure="exact", deadline=30)
+
+
+class Echo:
+    """A panel endpoint that answers at once with the question it was asked."""
+
+    async def ask(self, endpoint: Endpoint, message: Message, deadline: float) -> str:
+        return str(message.to_openai()[-1]["content"])
+
+
+class Silent:
+    """A panel endpoint that does not answer within any deadline of these tests."""
+
+    def __init__(self) -> None:
+        self.cancelled = 0
+
+    async def ask(self, endpoint: Endpoint, message: Message, deadline: float) -> str:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        return "never"
+
+
+def allow_all(message: Message, route: Route) -> Message:
+    return message
+
+
+def chat(role: str, text: str) -> Message:
+    return Message.from_openai([{"role": role, "content": text}], conversation_id="c1")
+
+
+def test_consensus_declares_that_it_keeps_its_deadline() -> None:
+    assert Consensus.keeps_deadline is True
+
+
+def restoring_through(tmp_path: Path) -> tuple[Consensus, Vault, Message]:
+    """Consensus whose panel echoes a request holding a placeholder, restored from the real vault."""
+    vault = Vault.open(tmp_path / "vault.db", bytes(32))
+    request = chat("user", f"Say hello to {vault.pseudonym('c1', 'PERSON', 'Ada Lovelace')}")
+    consensus = Consensus(PANEL, asker=Echo(), policy=allow_all, restore=Redactor(vault, ner=False).restore)
+    return consensus, vault, request
+
+
+def test_verify_gives_up_while_the_answers_wait_for_the_vault(tmp_path: Path) -> None:
+    consensus, vault, request = restoring_through(tmp_path)
+    lock = held(vault._lock)  # restoring the panel's answers waits for it, in a thread of the verifier's loop
+    try:
+        call = start(lambda: consensus.verify(request, chat("assistant", "Say hello to Ada Lovelace"), ROUTE,
+                                              REQUIRE), seconds=0.3).join()
+        assert call.finished, "verify waited past its deadline for its verdict"
+        assert lock.locked()
+        assert isinstance(call.raised, DeadlineExceeded) and "consensus panel's verdict" in str(call.raised)
+        assert "Ada" not in str(call.raised)
+    finally:
+        lock.release()
+
+
+def test_verify_without_a_deadline_waits_for_the_verdict_as_before(tmp_path: Path) -> None:
+    consensus, vault, request = restoring_through(tmp_path)
+    lock = held(vault._lock)
+    call = start(lambda: consensus.verify(request, chat("assistant", "Say hello to Ada Lovelace"), ROUTE, REQUIRE),
+                 seconds=None)
+    time.sleep(0.5)
+    assert not call.finished
+    lock.release()
+    call.join()
+    assert call.finished and call.raised is None
+    verdict = call.value[0]
+    assert isinstance(verdict, Verdict) and verdict.verified and verdict.answer == "Say hello to Ada Lovelace"
+
+
+def test_verify_under_a_passed_deadline_asks_nobody() -> None:
+    silent = Silent()
+    consensus = Consensus(PANEL, asker=silent, policy=allow_all)
+    call = start(lambda: consensus.verify(chat("user", "What is 2 + 3?"), chat("assistant", "5"), ROUTE, REQUIRE),
+                 seconds=-1.0).join()
+    assert call.finished and isinstance(call.raised, DeadlineExceeded)
+    assert "before asking" in str(call.raised) and silent.cancelled == 0
+
+
+def test_verify_gives_up_on_the_event_loop_another_thread_is_starting() -> None:
+    silent = Silent()
+    consensus = Consensus(PANEL, asker=silent, policy=allow_all)
+    lock = held(consensus_module._loop_lock)
+    try:
+        call = start(lambda: consensus.verify(chat("user", "What is 2 + 3?"), chat("assistant", "5"), ROUTE,
+                                              REQUIRE), seconds=0.3).join()
+        assert call.finished, "verify waited past its deadline for the verifiers' event loop"
+        assert lock.locked()
+        assert isinstance(call.raised, DeadlineExceeded) and "event loop" in str(call.raised)
+    finally:
+        lock.release()
+    assert silent.cancelled == 0  # nobody was asked
+
+
+def test_a_gate_blocks_at_verify_when_the_panel_stays_silent_and_the_asks_are_cancelled() -> None:
+    silent = Silent()
+    consensus = Consensus(PANEL, asker=silent, policy=allow_all)
+    pseudo = Pseudonymizer()
+    stages: list[object] = [RegexDetector(), SimplePolicy(), pseudo, HmacSigner(), ListRecorder()]
+    for stage in stages:
+        stage.keeps_deadline = True  # type: ignore[attr-defined]
+    detector, decider, _, signer, recorder = stages
+    gate = Gate(detector=detector, decider=decider, transformer=pseudo, signer=signer,  # type: ignore[arg-type]
+                recorder=recorder, restorer=pseudo, verifier=consensus, identity=DEVICE.id,  # type: ignore[arg-type]
+                endpoints=(DEVICE, *PANEL), timeouts={"verify": 0.3})
+    assert gate._keeps
+    out = gate.outbound(chat("user", "What is 2 + 3?"), ROUTE)
+    call = start(lambda: gate.inbound(chat("assistant", "5"), out.route, request=out, verify=REQUIRE),
+                 seconds=None).join()
+    assert call.finished, "the gate waited past the verify deadline for a silent panel (its own deadline: 30 s)"
+    blocked = call.raised
+    assert isinstance(blocked, Unverified) and blocked.stage == "verify"
+    assert "timed out after 0.3 s" in blocked.reason
+    assert recorder.directions() == ["outbound", "block"]  # type: ignore[attr-defined]
+    for _ in range(100):  # the verifier's loop cancels the two asks soon after the caller gave up
+        if silent.cancelled == 2:
+            break
+        time.sleep(0.05)
+    assert silent.cancelled == 2
