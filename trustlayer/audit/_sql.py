@@ -4,6 +4,11 @@ A subclass supplies connections, the dialect (placeholders, column types) and ho
 take the log's write lock; the sequencing rule is the same for both: under the write
 lock, catch the in-memory tree up with rows other writers committed, number the batch
 after the last committed index, insert it, sign a checkpoint if one is due, commit.
+
+In a gate stage with a deadline (``trustlayer.deadline``), an append that commits in the
+caller's thread waits for the store's locks (this process's and the database's write
+lock) no longer than the deadline, and gives up with ``DeadlineExceeded`` before it has
+written anything; the dialect bounds the database's own waits (``_begin_exclusive``).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Self, TypeVar
 
+from trustlayer import deadline
 from trustlayer.audit._review import ReviewMixin
 from trustlayer.audit._writer import GroupCommitter
 from trustlayer.audit.checkpoint import sign_checkpoint
@@ -24,7 +30,7 @@ from trustlayer.audit.store import (
     StoredCheckpoint,
     StoredKey,
 )
-from trustlayer.errors import AuditError, TrustError
+from trustlayer.errors import AuditError, DeadlineExceeded, TrustError
 from trustlayer.provenance.keys import Keyring, SigningKey, VerifyKey
 
 __all__ = ["SQLLogStore"]
@@ -71,6 +77,7 @@ class SQLLogStore(ReviewMixin, ABC):
         self._log_key = log_key
         self._keyring = keyring
         self._checkpoint_every = checkpoint_every
+        self._what = f"audit store {self._describe()}"  # for DeadlineExceeded
         self._tree = MerkleTree()
         self._tree_lock = threading.Lock()
         self._read_lock = threading.Lock()
@@ -105,7 +112,7 @@ class SQLLogStore(ReviewMixin, ABC):
         if keyring is not None:
             for entry in keyring.entries():
                 self._register_key(entry.key, "signer", entry.owner)
-        self._committer = GroupCommitter(self._flush, max_batch=max_batch)
+        self._committer = GroupCommitter(self._flush, max_batch=max_batch, what=self._what)
         # Cover what an earlier writer appended but never checkpointed (it crashed or was not
         # closed), so the unprotected tail of the log stays as short as possible.
         self._sign_checkpoint(empty_too=False)
@@ -118,7 +125,16 @@ class SQLLogStore(ReviewMixin, ABC):
 
     @abstractmethod
     def _begin_exclusive(self, conn: Any) -> None:
-        """Begin a transaction holding the log's single write lock (the sequencer)."""
+        """Begin a transaction holding the log's single write lock (the sequencer).
+
+        Under a deadline, the wait for the lock ends by it (``DeadlineExceeded``, no
+        transaction left open), and so do the transaction's later statements where the
+        database can bound them (``_timed_out`` recognises their error).
+        """
+
+    def _timed_out(self, exc: BaseException) -> bool:
+        """Whether ``exc``, raised in a write transaction, is the database giving up at the deadline."""
+        return False
 
     @abstractmethod
     def _sql(self, statement: str) -> str:
@@ -215,31 +231,50 @@ class SQLLogStore(ReviewMixin, ABC):
             self._tree.append(bytes(lh))
 
     def _flush(self, envelopes: Sequence[bytes]) -> int:
+        """Commit one batch; ``DeadlineExceeded`` (under a deadline) only when nothing of it was written."""
         key = self._log_key
         if key is None:  # GroupCommitter only exists with a log key
             raise AuditError("the audit store was opened without a log key and is read-only")
-        with self._tree_lock, self._write_lock:
-            conn = self._wconn
-            self._begin_exclusive(conn)
-            first = self._tree.size
+        # Maintenance calls (checkpoint, index refresh, proofs) hold these locks, for as long as
+        # their own database waits last: an appending caller with a deadline waits no longer than it.
+        deadline.acquire(self._tree_lock, self._what)
+        try:
+            deadline.acquire(self._write_lock, self._what)
             try:
-                self._sync_tree(conn)
-                first = self._tree.size
-                now = _now_us()
-                leaves = [leaf_hash(envelope) for envelope in envelopes]
-                self._tree.extend(leaves)
-                rows = [(first + i, e, lh, now) for i, (e, lh) in enumerate(zip(envelopes, leaves, strict=True))]
-                self._execmany(conn, "INSERT INTO entries (idx, envelope, leaf_hash, recorded_at) "
-                                     "VALUES (?, ?, ?, ?)", rows)
-                last = self._last_checkpoint_size(conn)
-                size = self._tree.size
-                if size // self._checkpoint_every > last // self._checkpoint_every:
-                    self._insert_checkpoint(conn, key, size)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                self._tree.truncate(first)
-                raise
+                return self._flush_locked(key, envelopes)
+            finally:
+                self._write_lock.release()
+        finally:
+            self._tree_lock.release()
+
+    def _flush_locked(self, key: SigningKey, envelopes: Sequence[bytes]) -> int:
+        conn = self._wconn
+        self._begin_exclusive(conn)
+        first = self._tree.size
+        committing = False
+        try:
+            self._sync_tree(conn)
+            first = self._tree.size
+            now = _now_us()
+            leaves = [leaf_hash(envelope) for envelope in envelopes]
+            self._tree.extend(leaves)
+            rows = [(first + i, e, lh, now) for i, (e, lh) in enumerate(zip(envelopes, leaves, strict=True))]
+            self._execmany(conn, "INSERT INTO entries (idx, envelope, leaf_hash, recorded_at) "
+                                 "VALUES (?, ?, ?, ?)", rows)
+            last = self._last_checkpoint_size(conn)
+            size = self._tree.size
+            if size // self._checkpoint_every > last // self._checkpoint_every:
+                self._insert_checkpoint(conn, key, size)
+            committing = True
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            conn.execute("ROLLBACK")
+            self._tree.truncate(first)
+            # Rolled back before COMMIT: nothing was written, the batch may be tried again. A failed
+            # COMMIT stays an error of the batch (whether it took effect is not always known).
+            if not committing and self._timed_out(exc):
+                raise DeadlineExceeded(f"gave up writing to {self._what}: the stage's deadline passed") from exc
+            raise
         return first
 
     def _last_checkpoint_size(self, conn: Any) -> int:

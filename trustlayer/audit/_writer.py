@@ -26,6 +26,15 @@ included, so an uncontended append costs no thread hand-off at all (each hand-of
 context switch, and on a busy host a wait for a core). Whoever holds the lead (the
 writer thread or an appending thread) is the only one committing; an append that finds
 the lead taken pokes the writer, which commits whatever the current leader left.
+
+Deadlines (``trustlayer.deadline``): when ``append`` runs in a gate stage with a deadline,
+every wait in it ends by that deadline and raises ``DeadlineExceeded``. A waiter that
+gives up is abandoned as an interrupted one is (the chain passes over it); an appending
+leader that cannot get the store's write lock in time puts its batch back at the head of
+the queue for the writer and gives up too. Either way the caller's entry stays queued
+and may still be committed after the caller was told it timed out: the gate then blocks
+the message and records the block, and the log stays valid, only with an entry for a
+hop that did not go on. Other callers' entries are never failed by one caller's deadline.
 """
 
 from __future__ import annotations
@@ -36,7 +45,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from trustlayer.errors import AuditError
+from trustlayer import deadline
+from trustlayer.errors import AuditError, DeadlineExceeded
 
 __all__ = ["SWEEP_AFTER", "GroupCommitter", "Waiter"]
 
@@ -66,34 +76,48 @@ class Waiter:
             self._lock = threading.Lock()
             self._lock.acquire()  # released once, by the writer
 
-    def wait(self) -> int:
-        """The entry's index once committed; raises the batch's ``AuditError`` if it failed."""
+    def wait(self, what: str = "the audit store") -> int:
+        """The entry's index once committed; raises the batch's ``AuditError`` if it failed.
+
+        In a gate stage with a deadline, gives up when it passes and raises ``DeadlineExceeded``
+        naming ``what``; the entry may still be committed afterwards.
+        """
         lock = self._lock
         if lock is None:
             raise RuntimeError("an async waiter is awaited through its future")
+        left = deadline.remaining()
         try:
-            lock.acquire()
+            if left is None:
+                lock.acquire()
+            elif not lock.acquire(timeout=left):
+                raise DeadlineExceeded(f"gave up waiting for {what} to commit the entry: the stage's deadline "
+                                       "passed (the entry stays queued and may still be committed)")
         except BaseException:
-            # Interrupted while waiting: whoever releases us from now on passes the wake-up on;
-            # if that already happened, pass it on ourselves. (Both may: a double release is harmless.)
-            self._abandoned = True
-            if self._released:
-                _wake(self._next)
+            self._abandon()
             raise
         _wake(self._next)
         if self.error is not None:
             raise self.error
         return self.index
 
+    def _abandon(self) -> None:
+        """Stop waiting (interrupted, out of time): the chain passes over this waiter from now on."""
+        # Whoever releases us from now on passes the wake-up on; if that already happened,
+        # pass it on ourselves. (Both may: a double release is harmless.)
+        self._abandoned = True
+        if self._released:
+            _wake(self._next)
+
 
 class GroupCommitter:
     """A writer thread that calls ``flush(envelopes) -> first_index`` once per batch."""
 
     def __init__(self, flush: Callable[[Sequence[bytes]], int], *, max_batch: int = 1024,
-                 name: str = "trustlayer-audit-writer") -> None:
+                 name: str = "trustlayer-audit-writer", what: str = "the audit store") -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         self._flush = flush
+        self._what = what  # names the store in DeadlineExceeded
         self._max_batch = max_batch
         self._queue: deque[tuple[tuple[bytes, ...], Waiter]] = deque()
         # A binary semaphore: released by submitters, taken by the writer when it runs dry.
@@ -111,21 +135,28 @@ class GroupCommitter:
     def append(self, envelopes: tuple[bytes, ...]) -> int:
         """Queue envelopes, commit them (in this thread when nobody else is committing), return the first index.
 
-        Raises the batch's ``AuditError`` when the commit failed.
+        Raises the batch's ``AuditError`` when the commit failed, and ``DeadlineExceeded`` when
+        the gate stage's deadline passed first (see the module docstring).
         """
         if not envelopes:
             raise ValueError("append needs at least one envelope")
         waiter = self._enqueue(envelopes, Waiter(), poke=False)
         if self._lead.acquire(blocking=False):
+            out_of_time: DeadlineExceeded | None = None
             try:
                 self._drain(inline=waiter)
+            except DeadlineExceeded as exc:
+                out_of_time = exc  # our batch is back in the queue, for the writer
             finally:
                 self._lead.release()
             if self._queue:
-                self._poke()  # appended while we committed: the writer takes those
+                self._poke()  # appended while we committed (or given back): the writer takes those
+            if out_of_time is not None:
+                waiter._abandon()
+                raise out_of_time
         else:
             self._poke()  # a batch is being written; the writer commits what it leaves behind
-        return waiter.wait()
+        return waiter.wait(self._what)
 
     def submit(self, envelope: bytes) -> Waiter:
         """Queue one envelope; the waiter resolves to its log index once committed."""
@@ -207,9 +238,12 @@ class GroupCommitter:
                 count += len(item[0])
             try:
                 self._commit(batch, inline)
-            except BaseException:
-                # Interrupted (an appending main thread got KeyboardInterrupt): nobody in this
-                # batch may wait forever; an entry that did not commit fails, one that did returns.
+            except BaseException as exc:
+                if isinstance(exc, DeadlineExceeded) and self._give_back(batch):
+                    raise
+                # Interrupted (an appending main thread got KeyboardInterrupt), or out of time while the
+                # store closes: nobody in this batch may wait forever; an entry that did not commit fails,
+                # one that did returns.
                 for _, waiter in batch:
                     if waiter.index < 0 and waiter.error is None:
                         waiter.error = AuditError("the append was interrupted before its batch committed")
@@ -218,6 +252,18 @@ class GroupCommitter:
                 raise
             if inline is not None and any(waiter is inline for _, waiter in batch):
                 return
+
+    def _give_back(self, batch: list[tuple[tuple[bytes, ...], Waiter]]) -> bool:
+        """Put a batch an appending leader had no time to write back at the head of the queue, unless closing.
+
+        Under ``_state``, as the writer's last look at the queue before it stops is, so a batch
+        given back is never left behind by a writer that has stopped.
+        """
+        with self._state:
+            if self._closed:
+                return False
+            self._queue.extendleft(reversed(batch))
+            return True
 
     def _sweep(self, *, force: bool = False) -> None:
         """Forget finished chains; release the waiters of chains older than ``SWEEP_AFTER``."""
@@ -239,6 +285,8 @@ class GroupCommitter:
         try:
             first = self._flush([envelope for envelopes, _ in batch for envelope in envelopes])
         except BaseException as exc:  # noqa: BLE001 - every waiter must learn of the failure
+            if isinstance(exc, DeadlineExceeded) and inline is not None:
+                raise  # an appending leader's deadline: nothing was written, _drain gives the batch back
             error = exc if isinstance(exc, AuditError) else AuditError(
                 f"audit append failed ({type(exc).__name__}): {exc}")
             if error is not exc:

@@ -8,21 +8,34 @@ takes a transaction-scoped advisory lock (``pg_advisory_xact_lock``) before it r
 last index, so writers on any number of hosts get gap-free, unique indices; each host
 batches its own appends (group commit) to hold the lock once per batch. Needs
 ``psycopg`` 3 (``pip install "trustlayer[postgres]"``).
+
+Deadlines: ``record`` keeps the gate's deadline (``keeps_deadline``) as far as the server
+can bound its waits. In a gate stage, the write transaction sets ``lock_timeout`` (the
+wait for the sequencer's advisory lock) and ``statement_timeout`` (every statement of
+the batch) to the time left. Not bounded: a server or network that stops answering
+mid-statement (a dead TCP peer: the socket read waits for the kernel to give up, unless
+the URL sets ``tcp_user_timeout`` / keepalives), and a ``COMMIT`` waiting for a
+synchronous standby (PostgreSQL cancels that wait at the statement timeout but keeps
+the commit, which then returns late and the gate counts it as timed out). Connections
+are opened with the store, never inside a gate stage.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
+from trustlayer import deadline
 from trustlayer.audit._sql import SQLLogStore
-from trustlayer.errors import AuditError, ConfigError
+from trustlayer.errors import AuditError, ConfigError, DeadlineExceeded
 from trustlayer.provenance.keys import Keyring, SigningKey
 
 __all__ = ["PostgresStore"]
 
 # One fixed advisory lock key for the audit log's sequencer ("tl-audit" as a 63-bit integer).
 _LOCK_KEY = int.from_bytes(b"tl-audit", "big") >> 1
+_MAX_TIMEOUT_MS = 2**31 - 1  # lock_timeout and statement_timeout are int milliseconds
 
 
 class PostgresStore(SQLLogStore):
@@ -30,6 +43,8 @@ class PostgresStore(SQLLogStore):
 
     blob_type = "BYTEA"
     int_type = "BIGINT"
+    keeps_deadline = True
+    """``record`` bounds its waits on the server by the gate stage's deadline (see the module docstring)."""
 
     def __init__(self, url: str, *, log_key: SigningKey | None = None, keyring: Keyring | None = None,
                  checkpoint_every: int = 256, max_batch: int = 1024) -> None:
@@ -50,11 +65,34 @@ class PostgresStore(SQLLogStore):
             raise AuditError(f"cannot connect to audit store {self._describe()}: {exc}") from exc
 
     def _begin_exclusive(self, conn: Any) -> None:
+        left = deadline.remaining()
         try:
-            conn.execute("BEGIN")
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            if left is None:
+                conn.execute("BEGIN")
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            else:
+                # One round trip (no parameters: the simple protocol runs several statements); the
+                # timeouts last until the transaction ends.
+                # rounded up: the gate counts a stage as timed out when it ends after its deadline
+                ms = max(1, min(_MAX_TIMEOUT_MS, math.ceil(left * 1000)))
+                conn.execute(f"BEGIN; SET LOCAL lock_timeout = {ms}; SET LOCAL statement_timeout = {ms}; "
+                             f"SELECT pg_advisory_xact_lock({_LOCK_KEY})")
         except self._psycopg.Error as exc:
+            self._rollback(conn)  # a failed BEGIN...lock leaves an aborted transaction behind
+            if self._timed_out(exc):
+                raise DeadlineExceeded(f"gave up waiting for the write lock of audit store {self._describe()}: "
+                                       "the stage's deadline passed") from exc
             raise AuditError(f"cannot lock audit store {self._describe()} for writing: {exc}") from exc
+
+    def _rollback(self, conn: Any) -> None:
+        try:
+            conn.execute("ROLLBACK")
+        except self._psycopg.Error:
+            pass  # the connection is broken: the original error says more
+
+    def _timed_out(self, exc: BaseException) -> bool:
+        errors = self._psycopg.errors
+        return deadline.remaining() is not None and isinstance(exc, (errors.LockNotAvailable, errors.QueryCanceled))
 
     def _sql(self, statement: str) -> str:
         return statement.replace("?", "%s")

@@ -1,0 +1,304 @@
+"""The audit stores keep the gate's deadline: ``record`` gives up by it while the log is locked elsewhere.
+
+Real SQLite files and real threads: another connection holds the file's write lock
+(``BEGIN IMMEDIATE``) so no commit can proceed, and the tests check that a caller with
+a deadline returns while it is still held, that one without keeps waiting and then
+succeeds, and that after the release the log verifies with every returned index
+pointing at its caller's entry, once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from audit_recordkit import SALT, RecordSigner, keyring
+from stagekit import CLOUD, DEVICE, Pseudonymizer, RegexDetector, SimplePolicy
+
+from trustlayer import deadline
+from trustlayer.audit._writer import GroupCommitter, Waiter
+from trustlayer.audit.sqlite_store import SQLiteStore
+from trustlayer.audit.verify import verify_log
+from trustlayer.errors import Blocked, DeadlineExceeded
+from trustlayer.gate import Gate
+from trustlayer.provenance.keys import Keyring, SigningKey
+from trustlayer.provenance.signer import RecordSigner as ProvenanceSigner
+from trustlayer.stages import Signed
+from trustlayer.types import Hop, Message, Route
+
+SECONDS = 0.3
+
+
+@contextmanager
+def write_locked(path: Path) -> Iterator[sqlite3.Connection]:
+    """Hold the SQLite file's write lock from another connection (as another process would)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()
+
+
+def within(seconds: float | None, fn: Callable[[], int]) -> int:
+    """``fn()`` as a gate stage with ``seconds`` left would run it (no deadline for ``None``)."""
+    previous = deadline._enter(None if seconds is None else time.monotonic() + seconds)
+    try:
+        return fn()
+    finally:
+        deadline._leave(previous)
+
+
+class Call:
+    """``fn`` running in its own thread; ``outcome`` is its result or the exception it raised."""
+
+    def __init__(self, fn: Callable[[], object]) -> None:
+        self.outcome: object = None
+        self.ended = 0.0  # time.monotonic() when fn returned or raised
+        self._thread = threading.Thread(target=self._run, args=(fn,))
+        self._thread.start()
+
+    def _run(self, fn: Callable[[], object]) -> None:
+        try:
+            self.outcome = fn()
+        except Exception as exc:  # noqa: BLE001 - the test looks at it
+            self.outcome = exc
+        self.ended = time.monotonic()
+
+    def join(self, timeout: float = 10) -> bool:
+        """Wait up to ``timeout`` seconds; whether the call finished."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+
+def check_log(path: Path, ring: Keyring, returned: dict[int, bytes], sent: Sequence[bytes]) -> None:
+    """The log verifies, each returned index holds its caller's envelope, and no envelope is there twice."""
+    with SQLiteStore(path) as reader:
+        report = verify_log(reader, record_keys=ring, log_keys=ring)
+        assert report.ok, report.problems
+        stored = [e.envelope for e in reader.entries()]
+    for index, envelope in returned.items():
+        assert stored[index] == envelope
+    assert len(set(stored)) == len(stored)
+    assert set(stored) <= set(sent)
+
+
+@pytest.fixture
+def ring(signer: RecordSigner, log_key: SigningKey) -> Keyring:
+    ring = keyring(signer)
+    ring.add(log_key.public, owner="log")
+    return ring
+
+
+def test_both_stores_declare_that_they_keep_their_deadline() -> None:
+    from trustlayer.audit.postgres_store import PostgresStore
+
+    assert SQLiteStore.keeps_deadline is True and PostgresStore.keeps_deadline is True
+
+
+def test_record_gives_up_by_its_deadline_while_another_connection_holds_the_write_lock(
+        db_path: Path, signer: RecordSigner, log_key: SigningKey, ring: Keyring) -> None:
+    store = SQLiteStore(db_path, log_key=log_key)
+    early = signer.envelope()
+    returned = {store.record(early): early}
+    late = signer.envelope()
+    with write_locked(db_path) as holder:
+        # Nobody is committing: the caller takes the lead and waits in SQLite's busy handler.
+        started = time.monotonic()
+        call = Call(lambda: within(SECONDS, lambda: store.record(late)))
+        assert call.join(), "record did not return by its deadline"
+        assert holder.in_transaction
+    # Not before the deadline either (the gate reports "timed out" only for a stage that ends after it).
+    assert call.ended > started + SECONDS
+    assert isinstance(call.outcome, DeadlineExceeded)
+    assert "gave up waiting for the write lock of audit log" in str(call.outcome)
+    store.close()  # the writer commits the given-back entry now: an entry may outlive its timed-out caller
+    check_log(db_path, ring, returned, [early, late])
+
+
+def test_record_under_a_deadline_waits_for_a_write_lock_released_in_time(
+        db_path: Path, signer: RecordSigner, log_key: SigningKey, ring: Keyring) -> None:
+    store = SQLiteStore(db_path, log_key=log_key)
+    envelope = signer.envelope()
+    with write_locked(db_path):
+        call = Call(lambda: within(10 * SECONDS, lambda: store.record(envelope)))
+        time.sleep(SECONDS)  # the caller found the lock taken: it does not give up before its deadline
+    assert call.join() and call.outcome == 0
+    store.close()
+    check_log(db_path, ring, {0: envelope}, [envelope])
+
+
+def test_record_gives_up_by_its_deadline_while_another_thread_holds_the_lead(
+        db_path: Path, signer: RecordSigner, log_key: SigningKey, ring: Keyring) -> None:
+    store = SQLiteStore(db_path, log_key=log_key)
+    first, second = signer.envelope(), signer.envelope()
+    with write_locked(db_path) as holder:
+        leader = Call(lambda: store.record(first))  # no deadline: leads, and waits in the busy handler
+        assert store._committer is not None
+        while not store._committer._lead.locked():
+            time.sleep(0.005)
+        call = Call(lambda: within(SECONDS, lambda: store.record(second)))
+        assert call.join(), "record did not return by its deadline"
+        assert holder.in_transaction and not leader.join(0)
+    assert isinstance(call.outcome, DeadlineExceeded)
+    assert "gave up waiting for audit store" in str(call.outcome) and "to commit the entry" in str(call.outcome)
+    assert leader.join() and leader.outcome == 0
+    store.close()
+    check_log(db_path, ring, {0: first}, [first, second])
+
+
+def test_record_gives_up_by_its_deadline_while_a_checkpoint_holds_the_store(
+        db_path: Path, signer: RecordSigner, log_key: SigningKey, ring: Keyring) -> None:
+    store = SQLiteStore(db_path, log_key=log_key)
+    store.record(first := signer.envelope())
+    second = signer.envelope()
+    with write_locked(db_path) as holder:
+        # A checkpoint (no deadline) holds the store's tree and writer locks while it waits for the file.
+        checkpoint = Call(store.checkpoint)
+        while not store._tree_lock.locked():
+            time.sleep(0.005)
+        call = Call(lambda: within(SECONDS, lambda: store.record(second)))
+        assert call.join(), "record did not return by its deadline"
+        assert holder.in_transaction and not checkpoint.join(0)
+    assert isinstance(call.outcome, DeadlineExceeded)
+    assert "gave up waiting for audit store" in str(call.outcome)
+    assert checkpoint.join()
+    store.close()
+    check_log(db_path, ring, {0: first}, [first, second])
+
+
+def test_without_a_deadline_record_waits_for_the_write_lock_and_then_succeeds(
+        db_path: Path, signer: RecordSigner, log_key: SigningKey, ring: Keyring) -> None:
+    store = SQLiteStore(db_path, log_key=log_key)
+    envelope = signer.envelope()
+    with write_locked(db_path):
+        call = Call(lambda: store.record(envelope))
+        assert not call.join(2 * SECONDS)  # still waiting, well past the deadline the others had
+    assert call.join() and call.outcome == 0
+    store.close()
+    check_log(db_path, ring, {0: envelope}, [envelope])
+
+
+def test_callers_with_and_without_deadlines_lose_and_double_nothing(
+        db_path: Path, signer: RecordSigner, log_key: SigningKey, ring: Keyring) -> None:
+    store = SQLiteStore(db_path, log_key=log_key)
+    envelopes = [signer.envelope() for _ in range(24)]
+    # Odd callers have a deadline, even ones none: they share batches and leads while the file is locked.
+    with write_locked(db_path):
+        calls = [Call(lambda i=i, e=e: within(SECONDS if i % 2 else None, lambda: store.record(e)))
+                 for i, e in enumerate(envelopes)]
+        for call in calls[1::2]:
+            assert call.join(), "a caller with a deadline did not return by it"
+            assert isinstance(call.outcome, DeadlineExceeded)
+    assert all(call.join() for call in calls)
+    returned = {call.outcome: e for call, e in zip(calls, envelopes, strict=True) if isinstance(call.outcome, int)}
+    assert len(returned) == 12  # every caller without a deadline got its index
+    store.close()
+    check_log(db_path, ring, returned, envelopes)
+
+
+class Keeping:
+    """The small test stages, declaring that they keep their deadlines (they wait on nothing)."""
+
+    keeps_deadline = True
+
+
+class KeepingDetector(Keeping, RegexDetector):
+    pass
+
+
+class KeepingPolicy(Keeping, SimplePolicy):
+    pass
+
+
+class KeepingPseudonymizer(Keeping, Pseudonymizer):
+    pass
+
+
+class KeepingSigner(Keeping, ProvenanceSigner):
+    """The real Ed25519 signer (so the log verifies); remembers what it signed, and in which thread."""
+
+    def __init__(self, key: SigningKey) -> None:
+        super().__init__(key, salt=SALT, state_path=None)
+        self.signed: list[tuple[int, bytes]] = []
+
+    def sign(self, hop: Hop) -> Signed:
+        signed = super().sign(hop)
+        self.signed.append((threading.get_ident(), signed.envelope))
+        return signed
+
+
+def test_the_gate_blocks_at_record_when_the_store_cannot_commit_in_time(
+        db_path: Path, signer: RecordSigner, log_key: SigningKey, ring: Keyring) -> None:
+    store = SQLiteStore(db_path, log_key=log_key)
+    sign = KeepingSigner(signer.key)
+    pseudo = KeepingPseudonymizer()
+    gate = Gate(detector=KeepingDetector(), decider=KeepingPolicy(), transformer=pseudo, signer=sign,
+                recorder=store, restorer=pseudo, identity="phone", endpoints=(DEVICE, CLOUD),
+                timeouts={"record": SECONDS})
+    message = Message.from_openai([{"role": "user", "content": "hello"}], conversation_id="c1")
+    route = Route.between(DEVICE, CLOUD)
+    crossed = gate.outbound(message, route)  # unlocked: it crosses, and is recorded
+    caller: list[int] = []
+
+    def send() -> object:
+        caller.append(threading.get_ident())
+        return gate.outbound(message, route)
+
+    with write_locked(db_path) as holder:
+        call = Call(send)
+        assert call.join(), "the gate did not return by the record stage's deadline"
+        assert holder.in_transaction
+    blocked = call.outcome
+    assert isinstance(blocked, Blocked) and blocked.stage == "record"
+    assert blocked.reason.startswith(f"timed out after {SECONDS} s")
+    # the hop and then its block signed in the caller's thread: the gate ran the path inline
+    assert [thread for thread, _ in sign.signed[1:]] == caller * 2
+    store.close()
+    check_log(db_path, ring, {crossed.index: crossed.record.envelope}, [envelope for _, envelope in sign.signed])
+
+
+def test_a_waiter_that_gave_up_is_passed_over_by_its_batch_and_others_keep_their_indices() -> None:
+    held = threading.Event()
+
+    def flush(batch: Sequence[bytes]) -> int:
+        held.wait(10)
+        flush.count += len(batch)  # type: ignore[attr-defined]
+        return flush.count - len(batch)  # type: ignore[attr-defined]
+
+    flush.count = 0  # type: ignore[attr-defined]
+    committer = GroupCommitter(flush)
+    head = committer.submit(b"h")  # the writer is inside this batch's flush until `held` is set
+    time.sleep(0.05)
+    waiters = [committer.submit(x) for x in (b"a", b"b", b"c")]
+    with pytest.raises(DeadlineExceeded, match="gave up waiting for the audit store to commit the entry"):
+        within(0.1, waiters[1].wait)
+    held.set()
+    assert [head.wait(), waiters[0].wait(), waiters[2].wait()] == [0, 1, 3]
+    committer.close()
+
+
+def test_a_leader_out_of_time_gives_its_batch_back_without_failing_the_others_in_it() -> None:
+    seen: list[list[bytes]] = []
+
+    def flush(batch: Sequence[bytes]) -> int:
+        seen.append(list(batch))
+        left = deadline.remaining()
+        if left is not None:  # the appending leader: the store's lock stays taken past its deadline
+            time.sleep(left)
+            raise DeadlineExceeded("gave up waiting for the store's lock: the stage's deadline passed")
+        return 0
+
+    committer = GroupCommitter(flush)
+    other = committer._enqueue((b"other",), Waiter(), poke=False)  # queued, nobody poked the writer yet
+    with pytest.raises(DeadlineExceeded, match="gave up waiting for the store's lock"):
+        within(0.1, lambda: committer.append((b"mine",)))
+    assert other.wait() == 0 and other.error is None  # committed by the writer, not failed
+    committer.close()
+    assert seen == [[b"other", b"mine"], [b"other", b"mine"]]
