@@ -1,6 +1,6 @@
 """trustlayer: a trust and privacy gate for every hop between LLMs, devices and agents."""
 
-from trustlayer import deadline
+from trustlayer import deadline as deadline  # the module stage authors use (trustlayer.deadline)
 from trustlayer.config import Config, load_config
 from trustlayer.errors import (
     AuditError,
@@ -52,7 +52,6 @@ __all__ = [
     "Config",
     "ConfigError",
     "conversation",
-    "deadline",
     "DeadlineExceeded",
     "Decision",
     "Endpoint",

@@ -27,6 +27,7 @@ Outside a gate stage there is no deadline: ``remaining()`` is ``None`` and waits
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 
@@ -34,13 +35,19 @@ from trustlayer.errors import DeadlineExceeded
 
 __all__ = ["DeadlineExceeded", "acquire", "busy_timeout_ms", "remaining", "wait_seconds"]
 
-_local = threading.local()
+
+
+class _Local(threading.local):
+    at: float | None = None  # a class default: reading it unset costs no AttributeError
+
+
+_local = _Local()
 _monotonic = time.monotonic
 
 
 def remaining() -> float | None:
     """Seconds left for the stage running in this thread (0.0 once passed), or ``None`` without a deadline."""
-    at: float | None = getattr(_local, "at", None)
+    at = _local.at
     return None if at is None else max(0.0, at - _monotonic())
 
 
@@ -62,16 +69,19 @@ def acquire(lock: threading.Lock | threading.RLock, what: str) -> None:
 
 
 def busy_timeout_ms(default_ms: int) -> int:
-    """A database busy timeout (milliseconds) that ends by the deadline: ``default_ms`` or less, at least 1."""
+    """A database busy timeout (milliseconds) that ends at the deadline: ``default_ms`` or less, at least 1.
+
+    Rounded up, so that a busy wait does not give up before the deadline has passed.
+    """
     left = remaining()
     if left is None:
         return default_ms
-    return max(1, min(default_ms, int(left * 1000)))
+    return max(1, min(default_ms, math.ceil(left * 1000)))
 
 
 def _enter(at: float | None) -> float | None:
     """Set this thread's deadline (a ``time.monotonic()`` value) for a stage; return the one it replaces."""
-    previous: float | None = getattr(_local, "at", None)
+    previous = _local.at
     _local.at = at
     return previous
 

@@ -31,7 +31,7 @@ import anyio
 
 from trustlayer import _watchdog, _workers, deadline
 from trustlayer._gate_checks import check_findings, check_transformed
-from trustlayer.errors import Blocked, TrustError, Unverified
+from trustlayer.errors import Blocked, DeadlineExceeded, TrustError, Unverified
 from trustlayer.stages import (
     Authenticator,
     Decider,
@@ -395,8 +395,9 @@ class Gate:
         previous = deadline._enter(at)
         try:
             result = self._invoke(call)
-        except Exception:
-            if _monotonic() > at:  # whatever it raised, it gave up because (or after) time ran out
+        except Exception as exc:
+            # Gave up waiting (a wait may end a hair early), or raised anything after time ran out.
+            if isinstance(exc, DeadlineExceeded) or _monotonic() > at:
                 raise _Stop(call.stage, f"timed out after {seconds} s") from None
             raise
         finally:

@@ -211,3 +211,14 @@ def test_the_real_stage_kit_without_declarations_still_uses_the_worker() -> None
     gate = make_gate(detector=RegexDetector(), decider=SimplePolicy(), transformer=Pseudonymizer(),
                      signer=HmacSigner())
     assert not gate._keeps
+
+
+def test_a_stage_that_gives_up_at_its_deadline_is_reported_as_timed_out() -> None:
+    class GivesUp(RegexDetector):  # e.g. a database busy wait that ended a millisecond early
+        def detect(self, message: Message, *, entities: frozenset[str] | None = None) -> list[Finding]:
+            raise DeadlineExceeded("gave up waiting for the test's database")
+
+    rec = ListRecorder()
+    with pytest.raises(Blocked, match="detect: timed out after 5.0 s"):
+        keeping(detector=GivesUp(), recorder=rec, timeouts={"detect": 5.0}).outbound(chat("x"), ROUTE)
+    assert rec.directions() == ["block"]
