@@ -196,3 +196,53 @@ def test_warm_loads_detection_before_the_first_message(ws: Workspace) -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "ok"
+
+
+def test_real_stages_keep_their_deadlines_so_a_locked_audit_log_blocks_in_time(
+        ws: Workspace, cloud: tuple[Upstream, str]) -> None:
+    import sqlite3
+    import threading
+
+    import yaml
+
+    state, _ = cloud
+    data = yaml.safe_load(ws.phone.read_text())
+    data["gate"]["timeouts"]["record"] = 0.5
+    ws.phone.write_text(yaml.safe_dump(data))
+    with TrustLayer.from_config(ws.phone) as tl:
+        # Every built-in stage bounds its own waits: paths run in the caller's thread, no worker to abandon.
+        assert tl.gate._keeps  # noqa: SLF001
+
+        @guard(layer=tl, to="us-cloud")
+        def ask(prompt: str) -> str:
+            return str(tl.client("us-cloud").complete([{"role": "user", "content": prompt}])["choices"][0])
+
+        ask(f"mail {EMAIL}")  # loads the NER model, opens the log
+        sent = len(state.received)
+        other = sqlite3.connect(ws.audit_db, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another writer holds the log's write lock and does not let go
+        errors: list[BaseException] = []
+
+        def call() -> None:
+            try:
+                ask(f"mail {EMAIL}")
+            except BaseException as exc:  # noqa: BLE001 - looked at below
+                errors.append(exc)
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        caller.join(timeout=20)  # SQLite's own busy timeout is 30 s: an unbounded wait would still be waiting
+        try:
+            assert not caller.is_alive(), "the guarded call waited for a log another writer still locks"
+            assert len(errors) == 1 and isinstance(errors[0], Blocked), errors
+            assert errors[0].stage == "record" and "timed out after 0.5 s" in str(errors[0])
+            assert "could not be recorded" in str(errors[0])  # the block could not be written either
+            assert EMAIL not in str(errors[0])
+            assert len(state.received) == sent  # nothing left
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        ask(f"mail {EMAIL}")  # the log is free again
+        assert len(state.received) == sent + 1
+    report = verify(ws)
+    assert report.ok, report.problems
