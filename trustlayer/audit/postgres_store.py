@@ -22,7 +22,6 @@ are opened with the store, never inside a gate stage.
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
@@ -65,16 +64,14 @@ class PostgresStore(SQLLogStore):
             raise AuditError(f"cannot connect to audit store {self._describe()}: {exc}") from exc
 
     def _begin_exclusive(self, conn: Any) -> None:
-        left = deadline.remaining()
         try:
-            if left is None:
+            if deadline.remaining() is None:
                 conn.execute("BEGIN")
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
             else:
                 # One round trip (no parameters: the simple protocol runs several statements); the
                 # timeouts last until the transaction ends.
-                # rounded up: the gate counts a stage as timed out when it ends after its deadline
-                ms = max(1, min(_MAX_TIMEOUT_MS, math.ceil(left * 1000)))
+                ms = deadline.busy_timeout_ms(_MAX_TIMEOUT_MS)  # rounded up: gives up at the deadline, not before
                 conn.execute(f"BEGIN; SET LOCAL lock_timeout = {ms}; SET LOCAL statement_timeout = {ms}; "
                              f"SELECT pg_advisory_xact_lock({_LOCK_KEY})")
         except self._psycopg.Error as exc:

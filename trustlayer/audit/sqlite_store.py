@@ -18,7 +18,6 @@ only when the lock is taken, retried with a busy timeout of the time left.
 
 from __future__ import annotations
 
-import math
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -32,17 +31,6 @@ __all__ = ["SQLiteStore"]
 
 _BUSY_TIMEOUT_MS = 60_000
 _PAGE_SIZE = 8192
-
-
-def _ms_left(most: int) -> int:
-    """Milliseconds to the deadline, rounded up (at most ``most``).
-
-    Not ``deadline.busy_timeout_ms``, which rounds down: a busy wait then gave up up to a
-    millisecond before the deadline (23 of 40 tries at 20 ms), and the gate, which counts a stage as
-    timed out only when it ends after its deadline, blocked with the error instead of "timed out".
-    """
-    left = deadline.remaining()
-    return most if left is None else max(1, min(most, math.ceil(left * 1000)))
 
 
 def _busy(exc: sqlite3.Error) -> bool:
@@ -100,7 +88,7 @@ class SQLiteStore(SQLLogStore):
             except sqlite3.OperationalError as exc:
                 if not _busy(exc):
                     raise
-            self._busy_timeout(conn, _ms_left(_BUSY_TIMEOUT_MS))
+            self._busy_timeout(conn, deadline.busy_timeout_ms(_BUSY_TIMEOUT_MS))
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             if _busy(exc) and self._busy_ms < _BUSY_TIMEOUT_MS:
