@@ -70,9 +70,10 @@ def test_authenticate_gives_up_on_the_replay_file_another_connection_writes(
 def test_authenticate_without_a_deadline_waits_for_the_replay_file_as_before(
         auth: RecordAuthenticator, signer: RecordSigner, writer: sqlite3.Connection) -> None:
     envelope = signer.sign(agent_hop()).envelope
+    assert start(lambda: len(auth.replay), seconds=0.3).join().value == [0]  # a call under a deadline first
     call = start(lambda: auth.authenticate(envelope, audience=BOB.id, content=BODY), seconds=None)
     time.sleep(0.5)
-    assert not call.finished  # no deadline: SQLite's own busy timeout (30 s) applies
+    assert not call.finished  # no deadline: SQLite's normal busy timeout (30 s) applies again
     writer.execute("COMMIT")
     call.join()
     assert call.finished and call.raised is None and isinstance(call.value[0], PeerRecord)

@@ -64,9 +64,10 @@ def test_transform_gives_up_on_the_vault_file_another_connection_writes(fast: Re
 def test_transform_without_a_deadline_waits_for_the_vault_file_as_before(fast: Redactor,
                                                                         writer: sqlite3.Connection) -> None:
     message = chat(f"write to {EMAIL}")
+    assert start(lambda: fast.vault.count("c1"), seconds=0.3).join().value == [0]  # a call under a deadline first
     call = start(lambda: fast.transform(message, email_in(message), PSEUDO), seconds=None)
     time.sleep(0.5)
-    assert not call.finished  # no deadline: SQLite's own busy timeout (30 s) applies
+    assert not call.finished  # no deadline: SQLite's normal busy timeout (30 s) applies again
     writer.execute("COMMIT")
     call.join()
     assert call.finished and call.raised is None

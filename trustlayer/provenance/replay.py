@@ -66,17 +66,22 @@ class ReplayGuard:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         """The guard's lock, with SQLite's busy wait set to end by the running stage's deadline, if any."""
-        deadline.acquire(self._lock, self._waits_for)
+        if deadline.remaining() is None:  # no stage deadline: the waits are unbounded, as ever
+            self._lock.acquire()
+            ms = _BUSY_MS
+        else:
+            deadline.acquire(self._lock, self._waits_for)
+            ms = deadline.busy_timeout_ms(_BUSY_MS)
         try:
-            self._bound_busy_wait()
+            self._busy_timeout(ms)
             yield
         finally:
             self._lock.release()
 
-    def _bound_busy_wait(self) -> None:
+    def _busy_timeout(self, ms: int) -> None:
+        """Set how long SQLite waits for another connection's lock (under ``_locked``)."""
         # A PRAGMA costs about a statement: issued only when the timeout changes (under a
-        # deadline, and once after it to set the normal one back).
-        ms = deadline.busy_timeout_ms(_BUSY_MS)
+        # deadline, and once after one to set the normal timeout back).
         if ms != self._busy_ms:
             self._db.execute(f"PRAGMA busy_timeout={ms}")
             self._busy_ms = ms
@@ -96,7 +101,7 @@ class ReplayGuard:
                     raise DeadlineExceeded(f"gave up waiting for the write lock of the {self._where} (another "
                                            "connection holds it): the stage's deadline passed") from exc
                 # The busy timeout is whole milliseconds, so SQLite may give up just short of it.
-                self._bound_busy_wait()
+                self._busy_timeout(deadline.busy_timeout_ms(_BUSY_MS))
 
     def remember(self, key_id: str, nonce: str, sequence: int, *, expires: int) -> None:
         """Record the pair, or raise ``SignatureError`` ("replayed nonce" / "reused sequence").

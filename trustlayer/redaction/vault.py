@@ -139,11 +139,10 @@ class Vault:
     def _tx(self) -> _Transaction:
         return _Transaction(self)
 
-    def _bound_busy_wait(self) -> None:
-        """Make SQLite's wait for another connection's lock end by the running stage's deadline, if any."""
+    def _busy_timeout(self, ms: int) -> None:
+        """Set how long SQLite waits for another connection's lock (under ``_locked``)."""
         # A PRAGMA costs about a statement: issued only when the timeout changes (under a
-        # deadline, and once after it to set the normal one back).
-        ms = deadline.busy_timeout_ms(_BUSY_MS)
+        # deadline, and once after one to set the normal timeout back).
         if ms != self._busy_ms:
             self._db.execute(f"PRAGMA busy_timeout={ms}")
             self._busy_ms = ms
@@ -163,7 +162,7 @@ class Vault:
                     raise DeadlineExceeded(f"gave up waiting for the database lock of vault {self.where!r} "
                                            "(another connection holds it): the stage's deadline passed") from exc
                 # The busy timeout is whole milliseconds, so SQLite may give up just short of it.
-                self._bound_busy_wait()
+                self._busy_timeout(deadline.busy_timeout_ms(_BUSY_MS))
 
     # -- digests ---------------------------------------------------------------------
     def _conv(self, conversation_id: str) -> bytes:
@@ -296,9 +295,14 @@ class _Locked:
 
     def __enter__(self) -> None:
         vault = self._vault
-        deadline.acquire(vault._lock, vault._waits_for)
+        if deadline.remaining() is None:  # no stage deadline: the waits are unbounded, as ever
+            vault._lock.acquire()
+            ms = _BUSY_MS
+        else:
+            deadline.acquire(vault._lock, vault._waits_for)
+            ms = deadline.busy_timeout_ms(_BUSY_MS)
         try:
-            vault._bound_busy_wait()
+            vault._busy_timeout(ms)
         except BaseException:
             vault._lock.release()
             raise
