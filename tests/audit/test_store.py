@@ -144,6 +144,23 @@ def test_rolled_back_batch_leaves_the_tree_as_it_was(db_path: Path, log_key: Sig
             store.close()  # no final checkpoint over a damaged log, but the connections are closed
 
 
+def test_two_writers_on_one_file_take_turns_without_gaps_and_each_sees_the_others_checkpoints(
+        db_path: Path, signer: RecordSigner, log_key: SigningKey, trusted: Keyring) -> None:
+    # Two stores on one file, as two processes would be: each batch must catch up with the other's
+    # entries (its indices continue after them) and with the other's checkpoints (none doubled).
+    one = SQLiteStore(db_path, log_key=log_key, checkpoint_every=4)
+    two = SQLiteStore(db_path, log_key=log_key, checkpoint_every=4)
+    sent = [signer.envelope() for _ in range(12)]
+    got = [(one if i % 3 else two).record(envelope) for i, envelope in enumerate(sent)]
+    assert got == list(range(12))
+    assert [c.size for c in one.checkpoints()] == [4, 8, 12]  # one per boundary, whoever crossed it
+    one.close()
+    two.close()
+    with SQLiteStore(db_path) as reader:
+        assert [e.envelope for e in reader.entries()] == sent
+        assert verify_log(reader, record_keys=trusted, log_keys=trusted).ok
+
+
 def test_opening_a_damaged_log_leaves_no_writer_thread_or_connection(db_path: Path, log_key: SigningKey,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     with SQLiteStore(db_path, log_key=log_key) as store:
@@ -317,6 +334,9 @@ def test_record_many_appends_at_consecutive_indices(db_path: Path, signer: Recor
         assert sorted(i for ix in got for i in ix) == list(range(1, 141))
         assert asyncio.run(store.record_many_async([signer.envelope(), signer.envelope()])) == [141, 142]
         assert store.record_many([signer.envelope() for _ in range(25)]) == list(range(143, 168))  # > max_batch
+        many = [signer.envelope() for _ in range(70)]  # one batch written by three INSERTs (32, 32 and 6 rows)
+        assert store.record_many(many) == list(range(168, 238))
+        assert [e.envelope for e in store.entries(168)] == many
         with pytest.raises(AuditError, match="at least one envelope"):
             store.record_many([])
         with pytest.raises(AuditError, match="non-empty envelope bytes"):

@@ -60,6 +60,10 @@ _SCHEMA = (
 )
 
 
+_ROWS_PER_INSERT = 32
+"""Entries per INSERT statement (4 parameters each; SQLite allows 999 or more)."""
+
+
 def _now_us() -> int:
     return time.time_ns() // 1000
 
@@ -78,6 +82,8 @@ class SQLLogStore(ReviewMixin, ABC):
         self._keyring = keyring
         self._checkpoint_every = checkpoint_every
         self._what = f"audit store {self._describe()}"  # for DeadlineExceeded
+        self._insert_sqls: dict[int, str] = {}
+        self._checkpointed: int | None = None  # size of the latest checkpoint, when known for certain
         self._tree = MerkleTree()
         self._tree_lock = threading.Lock()
         self._read_lock = threading.Lock()
@@ -131,6 +137,14 @@ class SQLLogStore(ReviewMixin, ABC):
         transaction left open), and so do the transaction's later statements where the
         database can bound them (``_timed_out`` recognises their error).
         """
+
+    def _changed_by_others(self, conn: Any) -> bool:
+        """Whether another connection may have committed since this one's last write transaction began.
+
+        Asked under the write lock. A dialect that cannot tell says ``True`` (the batch then reads
+        what others appended and the latest checkpoint size, two statements).
+        """
+        return True
 
     def _timed_out(self, exc: BaseException) -> bool:
         """Whether ``exc``, raised in a write transaction, is the database giving up at the deadline."""
@@ -253,29 +267,53 @@ class SQLLogStore(ReviewMixin, ABC):
         first = self._tree.size
         committing = False
         try:
-            self._sync_tree(conn)
+            if self._changed_by_others(conn):
+                self._sync_tree(conn)  # their entries come before ours
+                self._checkpointed = None
             first = self._tree.size
             now = _now_us()
             leaves = [leaf_hash(envelope) for envelope in envelopes]
             self._tree.extend(leaves)
-            rows = [(first + i, e, lh, now) for i, (e, lh) in enumerate(zip(envelopes, leaves, strict=True))]
-            self._execmany(conn, "INSERT INTO entries (idx, envelope, leaf_hash, recorded_at) "
-                                 "VALUES (?, ?, ?, ?)", rows)
-            last = self._last_checkpoint_size(conn)
+            self._insert_entries(conn, first, envelopes, leaves, now)
+            last = self._checkpointed
+            if last is None:
+                last = self._last_checkpoint_size(conn)
             size = self._tree.size
             if size // self._checkpoint_every > last // self._checkpoint_every:
                 self._insert_checkpoint(conn, key, size)
+                last = size
             committing = True
             conn.execute("COMMIT")
         except BaseException as exc:
             conn.execute("ROLLBACK")
             self._tree.truncate(first)
+            self._checkpointed = None
             # Rolled back before COMMIT: nothing was written, the batch may be tried again. A failed
             # COMMIT stays an error of the batch (whether it took effect is not always known).
             if not committing and self._timed_out(exc):
                 raise DeadlineExceeded(f"gave up writing to {self._what}: the stage's deadline passed") from exc
             raise
+        self._checkpointed = last
         return first
+
+    def _insert_entries(self, conn: Any, first: int, envelopes: Sequence[bytes], leaves: Sequence[bytes],
+                        now: int) -> None:
+        # One INSERT of up to _ROWS_PER_INSERT rows: ~2.4 us per row against ~3.3 us with executemany
+        # (one statement step per row); fixed sizes, so the prepared statements stay few and cached.
+        params: list[Any] = []
+        for i, (envelope, leaf) in enumerate(zip(envelopes, leaves, strict=True)):
+            params += (first + i, envelope, leaf, now)
+        for start in range(0, len(envelopes), _ROWS_PER_INSERT):
+            n = min(_ROWS_PER_INSERT, len(envelopes) - start)
+            conn.execute(self._insert_sql(n), params[4 * start:4 * (start + n)])
+
+    def _insert_sql(self, rows: int) -> str:
+        sql = self._insert_sqls.get(rows)
+        if sql is None:
+            values = ", ".join(["(?, ?, ?, ?)"] * rows)
+            sql = self._insert_sqls[rows] = self._sql(
+                f"INSERT INTO entries (idx, envelope, leaf_hash, recorded_at) VALUES {values}")
+        return sql
 
     def _last_checkpoint_size(self, conn: Any) -> int:
         row = self._exec(conn, "SELECT max(size) FROM checkpoints").fetchone()
@@ -346,6 +384,7 @@ class SQLLogStore(ReviewMixin, ABC):
                 self._insert_checkpoint(conn, key, self._tree.size)
 
         with self._tree_lock:
+            self._checkpointed = None  # whatever happens in there, the next batch reads it again
             self._write(sign)
 
     def _has_checkpoint(self, conn: Any) -> bool:

@@ -51,6 +51,7 @@ class SQLiteStore(SQLLogStore):
             raise AuditError(f"audit log {str(self.path)!r} does not exist")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._busy_ms = _BUSY_TIMEOUT_MS  # the writer connection's busy timeout now
+        self._data_version: int | None = None  # the writer connection's PRAGMA data_version in its last write
         super().__init__(log_key=log_key, keyring=keyring, checkpoint_every=checkpoint_every,
                          max_batch=max_batch)
 
@@ -95,6 +96,14 @@ class SQLiteStore(SQLLogStore):
                 raise DeadlineExceeded(f"gave up waiting for the write lock of audit log {str(self.path)!r} "
                                        f"(another connection holds it): the stage's deadline passed") from exc
             raise AuditError(f"cannot lock audit log {str(self.path)!r} for writing: {exc}") from exc
+
+    def _changed_by_others(self, conn: Any) -> bool:
+        # PRAGMA data_version changes when another connection (thread or process) commits, never
+        # for this one's own commits; one statement instead of the two reads it saves (~3 us a batch).
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        changed: bool = version != self._data_version
+        self._data_version = version
+        return changed
 
     def _busy_timeout(self, conn: Any, ms: int) -> None:
         if ms != self._busy_ms:
