@@ -33,18 +33,19 @@ class Call:
 
 def start(fn: Callable[[], object], *, seconds: float | None) -> Call:
     """Run ``fn`` in a new thread, with a stage deadline ``seconds`` from its start (``None``: no deadline)."""
-    call = Call(threading.Thread(target=lambda: None))
+    value: list[object] = []
+    error: list[BaseException] = []
 
     def run() -> None:
         previous = deadline._enter(None if seconds is None else time.monotonic() + seconds)
         try:
-            call.value.append(fn())
+            value.append(fn())
         except BaseException as exc:  # noqa: BLE001 - the test looks at it
-            call.error.append(exc)
+            error.append(exc)
         finally:
             deadline._leave(previous)
 
-    call.thread = threading.Thread(target=run, daemon=True)  # daemon: a test that fails never hangs the run
+    call = Call(threading.Thread(target=run, daemon=True), value, error)  # daemon: a failed test never hangs the run
     call.thread.start()
     return call
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from deadlines import held, start
@@ -75,8 +74,8 @@ def test_transform_without_a_deadline_waits_for_the_vault_file_as_before(fast: R
     assert isinstance(out, Message) and EMAIL not in out.canonical_bytes().decode()
 
 
-def test_a_gate_blocks_at_transform_when_the_vault_file_stays_locked(fast: Redactor, writer: sqlite3.Connection,
-                                                                    tmp_path: Path) -> None:
+def test_a_gate_blocks_at_transform_when_the_vault_file_stays_locked(fast: Redactor,
+                                                                    writer: sqlite3.Connection) -> None:
     engine = PolicyEngine.from_file(shipped_policy_path("eu-gdpr"))
     signer, recorder = HmacSigner(), ListRecorder()
     signer.keeps_deadline = True  # type: ignore[attr-defined]
