@@ -150,19 +150,16 @@ class Vault:
     def _execute(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Cursor:
         """Run a statement that may wait for another connection's lock (under ``_locked``).
 
-        Raises ``sqlite3.Error``, or ``DeadlineExceeded`` once a running stage's deadline passed.
+        Raises ``sqlite3.Error``, or ``DeadlineExceeded`` when SQLite gave up waiting at a stage's deadline.
         """
-        while True:
-            try:
-                return self._db.execute(sql, params)
-            except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or deadline.remaining() is None:
-                    raise
-                if not deadline.remaining():
-                    raise DeadlineExceeded(f"gave up waiting for the database lock of vault {self.where!r} "
-                                           "(another connection holds it): the stage's deadline passed") from exc
-                # The busy timeout is whole milliseconds, so SQLite may give up just short of it.
-                self._busy_timeout(deadline.busy_timeout_ms(_BUSY_MS))
+        try:
+            return self._db.execute(sql, params)
+        except sqlite3.OperationalError as exc:
+            # Under a deadline the busy timeout ends at it (``_locked``), rounded up to whole milliseconds.
+            if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY and deadline.remaining() is not None:
+                raise DeadlineExceeded(f"gave up waiting for the database lock of vault {self.where!r} "
+                                       "(another connection holds it): the stage's deadline passed") from exc
+            raise
 
     # -- digests ---------------------------------------------------------------------
     def _conv(self, conversation_id: str) -> bytes:
