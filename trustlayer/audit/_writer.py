@@ -89,7 +89,8 @@ class Waiter:
         try:
             if left is None:
                 lock.acquire()
-            elif not lock.acquire(timeout=left):
+            # a timed acquire costs ~1.4 us even when the lock is free (an appending leader's own entry)
+            elif not lock.acquire(False) and not lock.acquire(timeout=left):
                 raise DeadlineExceeded(f"gave up waiting for {what} to commit the entry: the stage's deadline "
                                        "passed (the entry stays queued and may still be committed)")
         except BaseException:
