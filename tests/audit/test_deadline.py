@@ -12,12 +12,13 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from audit_recordkit import SALT, RecordSigner, keyring
+from deadlines import start
 from stagekit import CLOUD, DEVICE, Pseudonymizer, RegexDetector, SimplePolicy
 
 from trustlayer import deadline
@@ -44,37 +45,6 @@ def write_locked(path: Path) -> Iterator[sqlite3.Connection]:
     finally:
         conn.execute("ROLLBACK")
         conn.close()
-
-
-def within(seconds: float | None, fn: Callable[[], int]) -> int:
-    """``fn()`` as a gate stage with ``seconds`` left would run it (no deadline for ``None``)."""
-    previous = deadline._enter(None if seconds is None else time.monotonic() + seconds)
-    try:
-        return fn()
-    finally:
-        deadline._leave(previous)
-
-
-class Call:
-    """``fn`` running in its own thread; ``outcome`` is its result or the exception it raised."""
-
-    def __init__(self, fn: Callable[[], object]) -> None:
-        self.outcome: object = None
-        self.ended = 0.0  # time.monotonic() when fn returned or raised
-        self._thread = threading.Thread(target=self._run, args=(fn,))
-        self._thread.start()
-
-    def _run(self, fn: Callable[[], object]) -> None:
-        try:
-            self.outcome = fn()
-        except Exception as exc:  # noqa: BLE001 - the test looks at it
-            self.outcome = exc
-        self.ended = time.monotonic()
-
-    def join(self, timeout: float = 10) -> bool:
-        """Wait up to ``timeout`` seconds; whether the call finished."""
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
 
 
 def check_log(path: Path, ring: Keyring, returned: dict[int, bytes], sent: Sequence[bytes]) -> None:
@@ -108,16 +78,23 @@ def test_record_gives_up_by_its_deadline_while_another_connection_holds_the_writ
     early = signer.envelope()
     returned = {store.record(early): early}
     late = signer.envelope()
+    ended: list[float] = []
+
+    def record_late() -> int:
+        try:
+            return store.record(late)
+        finally:
+            ended.append(time.monotonic())
+
     with write_locked(db_path) as holder:
         # Nobody is committing: the caller takes the lead and waits in SQLite's busy handler.
         started = time.monotonic()
-        call = Call(lambda: within(SECONDS, lambda: store.record(late)))
-        assert call.join(), "record did not return by its deadline"
+        call = start(record_late, seconds=SECONDS)
+        assert call.join().finished, "record did not return by its deadline"
         assert holder.in_transaction
-    # Not before the deadline either (the gate reports "timed out" only for a stage that ends after it).
-    assert call.ended > started + SECONDS
-    assert isinstance(call.outcome, DeadlineExceeded)
-    assert "gave up waiting for the write lock of audit log" in str(call.outcome)
+    assert ended[0] > started + SECONDS  # and not before its deadline either
+    assert isinstance(call.raised, DeadlineExceeded)
+    assert "gave up waiting for the write lock of audit log" in str(call.raised)
     store.close()  # the writer commits the given-back entry now: an entry may outlive its timed-out caller
     check_log(db_path, ring, returned, [early, late])
 
@@ -127,9 +104,9 @@ def test_record_under_a_deadline_waits_for_a_write_lock_released_in_time(
     store = SQLiteStore(db_path, log_key=log_key)
     envelope = signer.envelope()
     with write_locked(db_path):
-        call = Call(lambda: within(10 * SECONDS, lambda: store.record(envelope)))
+        call = start(lambda: store.record(envelope), seconds=10 * SECONDS)
         time.sleep(SECONDS)  # the caller found the lock taken: it does not give up before its deadline
-    assert call.join() and call.outcome == 0
+    assert call.join().value == [0]
     store.close()
     check_log(db_path, ring, {0: envelope}, [envelope])
 
@@ -139,16 +116,16 @@ def test_record_gives_up_by_its_deadline_while_another_thread_holds_the_lead(
     store = SQLiteStore(db_path, log_key=log_key)
     first, second = signer.envelope(), signer.envelope()
     with write_locked(db_path) as holder:
-        leader = Call(lambda: store.record(first))  # no deadline: leads, and waits in the busy handler
+        leader = start(lambda: store.record(first), seconds=None)  # leads, and waits in the busy handler
         assert store._committer is not None
         while not store._committer._lead.locked():
             time.sleep(0.005)
-        call = Call(lambda: within(SECONDS, lambda: store.record(second)))
-        assert call.join(), "record did not return by its deadline"
-        assert holder.in_transaction and not leader.join(0)
-    assert isinstance(call.outcome, DeadlineExceeded)
-    assert "gave up waiting for audit store" in str(call.outcome) and "to commit the entry" in str(call.outcome)
-    assert leader.join() and leader.outcome == 0
+        call = start(lambda: store.record(second), seconds=SECONDS)
+        assert call.join().finished, "record did not return by its deadline"
+        assert holder.in_transaction and not leader.finished
+    assert isinstance(call.raised, DeadlineExceeded)
+    assert "gave up waiting for audit store" in str(call.raised) and "to commit the entry" in str(call.raised)
+    assert leader.join().value == [0]
     store.close()
     check_log(db_path, ring, {0: first}, [first, second])
 
@@ -160,15 +137,15 @@ def test_record_gives_up_by_its_deadline_while_a_checkpoint_holds_the_store(
     second = signer.envelope()
     with write_locked(db_path) as holder:
         # A checkpoint (no deadline) holds the store's tree and writer locks while it waits for the file.
-        checkpoint = Call(store.checkpoint)
+        checkpoint = start(store.checkpoint, seconds=None)
         while not store._tree_lock.locked():
             time.sleep(0.005)
-        call = Call(lambda: within(SECONDS, lambda: store.record(second)))
-        assert call.join(), "record did not return by its deadline"
-        assert holder.in_transaction and not checkpoint.join(0)
-    assert isinstance(call.outcome, DeadlineExceeded)
-    assert "gave up waiting for audit store" in str(call.outcome)
-    assert checkpoint.join()
+        call = start(lambda: store.record(second), seconds=SECONDS)
+        assert call.join().finished, "record did not return by its deadline"
+        assert holder.in_transaction and not checkpoint.finished
+    assert isinstance(call.raised, DeadlineExceeded)
+    assert "gave up waiting for audit store" in str(call.raised)
+    assert checkpoint.join().finished and checkpoint.raised is None
     store.close()
     check_log(db_path, ring, {0: first}, [first, second])
 
@@ -178,9 +155,9 @@ def test_without_a_deadline_record_waits_for_the_write_lock_and_then_succeeds(
     store = SQLiteStore(db_path, log_key=log_key)
     envelope = signer.envelope()
     with write_locked(db_path):
-        call = Call(lambda: store.record(envelope))
-        assert not call.join(2 * SECONDS)  # still waiting, well past the deadline the others had
-    assert call.join() and call.outcome == 0
+        call = start(lambda: store.record(envelope), seconds=None)
+        assert not call.join(2 * SECONDS).finished  # still waiting, well past the deadline the others had
+    assert call.join().value == [0]
     store.close()
     check_log(db_path, ring, {0: envelope}, [envelope])
 
@@ -191,13 +168,14 @@ def test_callers_with_and_without_deadlines_lose_and_double_nothing(
     envelopes = [signer.envelope() for _ in range(24)]
     # Odd callers have a deadline, even ones none: they share batches and leads while the file is locked.
     with write_locked(db_path):
-        calls = [Call(lambda i=i, e=e: within(SECONDS if i % 2 else None, lambda: store.record(e)))
+        calls = [start(lambda e=e: store.record(e), seconds=SECONDS if i % 2 else None)
                  for i, e in enumerate(envelopes)]
         for call in calls[1::2]:
-            assert call.join(), "a caller with a deadline did not return by it"
-            assert isinstance(call.outcome, DeadlineExceeded)
-    assert all(call.join() for call in calls)
-    returned = {call.outcome: e for call, e in zip(calls, envelopes, strict=True) if isinstance(call.outcome, int)}
+            assert call.join().finished, "a caller with a deadline did not return by it"
+            assert isinstance(call.raised, DeadlineExceeded)
+    assert all(call.join().finished for call in calls)
+    returned = {index: e for call, e in zip(calls, envelopes, strict=True) for index in call.value
+                if isinstance(index, int)}
     assert len(returned) == 12  # every caller without a deadline got its index
     store.close()
     check_log(db_path, ring, returned, envelopes)
@@ -252,10 +230,10 @@ def test_the_gate_blocks_at_record_when_the_store_cannot_commit_in_time(
         return gate.outbound(message, route)
 
     with write_locked(db_path) as holder:
-        call = Call(send)
-        assert call.join(), "the gate did not return by the record stage's deadline"
+        call = start(send, seconds=None)  # the gate gives each stage its deadline
+        assert call.join().finished, "the gate did not return by the record stage's deadline"
         assert holder.in_transaction
-    blocked = call.outcome
+    blocked = call.raised
     assert isinstance(blocked, Blocked) and blocked.stage == "record"
     assert blocked.reason.startswith(f"timed out after {SECONDS} s")
     # the hop and then its block signed in the caller's thread: the gate ran the path inline
@@ -277,8 +255,9 @@ def test_a_waiter_that_gave_up_is_passed_over_by_its_batch_and_others_keep_their
     head = committer.submit(b"h")  # the writer is inside this batch's flush until `held` is set
     time.sleep(0.05)
     waiters = [committer.submit(x) for x in (b"a", b"b", b"c")]
-    with pytest.raises(DeadlineExceeded, match="gave up waiting for the audit store to commit the entry"):
-        within(0.1, waiters[1].wait)
+    gave_up = start(waiters[1].wait, seconds=0.1).join()
+    assert isinstance(gave_up.raised, DeadlineExceeded)
+    assert "gave up waiting for the audit store to commit the entry" in str(gave_up.raised)
     held.set()
     assert [head.wait(), waiters[0].wait(), waiters[2].wait()] == [0, 1, 3]
     committer.close()
@@ -297,8 +276,9 @@ def test_a_leader_out_of_time_gives_its_batch_back_without_failing_the_others_in
 
     committer = GroupCommitter(flush)
     other = committer._enqueue((b"other",), Waiter(), poke=False)  # queued, nobody poked the writer yet
-    with pytest.raises(DeadlineExceeded, match="gave up waiting for the store's lock"):
-        within(0.1, lambda: committer.append((b"mine",)))
+    mine = start(lambda: committer.append((b"mine",)), seconds=0.1).join()
+    assert isinstance(mine.raised, DeadlineExceeded)
+    assert "gave up waiting for the store's lock" in str(mine.raised)
     assert other.wait() == 0 and other.error is None  # committed by the writer, not failed
     committer.close()
     assert seen == [[b"other", b"mine"], [b"other", b"mine"]]

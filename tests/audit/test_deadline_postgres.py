@@ -9,8 +9,8 @@ import time
 
 import pytest
 from audit_recordkit import RecordSigner, keyring
+from deadlines import start
 from test_audit_postgres import fresh_url, pg_url  # noqa: F401 - fixtures
-from test_deadline import Call, within
 
 from trustlayer.audit.postgres_store import _LOCK_KEY
 from trustlayer.audit.store import open_store
@@ -34,21 +34,22 @@ def test_record_gives_up_by_its_deadline_while_another_session_holds_the_sequenc
         with psycopg.connect(fresh_url, autocommit=True) as holder:
             holder.execute("BEGIN")
             holder.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-            call = Call(lambda: within(0.3, lambda: store.record(late)))
-            assert call.join(), "record did not return by its deadline"
-            assert isinstance(call.outcome, DeadlineExceeded)
-            assert "gave up waiting for the write lock of audit store" in str(call.outcome)
+            call = start(lambda: store.record(late), seconds=0.3)
+            assert call.join().finished, "record did not return by its deadline"
+            assert isinstance(call.raised, DeadlineExceeded)
+            assert "gave up waiting for the write lock of audit store" in str(call.raised)
             # without a deadline: waits for the lock, and succeeds once it is released
-            waiting = Call(lambda: store.record(after))
-            assert not waiting.join(0.6)
+            waiting = start(lambda: store.record(after), seconds=None)
+            assert not waiting.join(0.6).finished
             holder.execute("ROLLBACK")
-        assert waiting.join()
-        assert isinstance(waiting.outcome, int)
+        assert waiting.join().finished and waiting.raised is None
+        (index,) = waiting.value
+        assert isinstance(index, int)
         # the writer connection was left usable (no aborted transaction behind the timed-out lock wait)
         assert store.record(signer.envelope()) == 3
     with open_store(fresh_url) as reader:
         stored = [e.envelope for e in reader.entries()]
-        assert stored[0] == first and stored[waiting.outcome] == after
+        assert stored[0] == first and stored[index] == after
         assert len(set(stored)) == len(stored) == 4 and late in stored  # the late entry was committed later, once
         report = verify_log(reader, record_keys=ring, log_keys=ring)
         assert report.ok, report.problems
@@ -66,10 +67,10 @@ def test_a_deadline_bounds_the_batch_statements_not_only_the_lock(fresh_url: str
             holder.execute("BEGIN")
             holder.execute("LOCK TABLE entries IN ACCESS EXCLUSIVE MODE")
             t0 = time.monotonic()
-            call = Call(lambda: within(0.3, lambda: store.record(signer.envelope())))
-            assert call.join(), "record did not return by its deadline"
-            assert isinstance(call.outcome, DeadlineExceeded), call.outcome
-            assert "gave up writing to audit store" in str(call.outcome)
+            call = start(lambda: store.record(signer.envelope()), seconds=0.3)
+            assert call.join().finished, "record did not return by its deadline"
+            assert isinstance(call.raised, DeadlineExceeded), call.raised
+            assert "gave up writing to audit store" in str(call.raised)
             assert time.monotonic() - t0 < 10
             holder.execute("ROLLBACK")
         assert store.record(signer.envelope()) >= 1
