@@ -169,3 +169,24 @@ def test_guard_prunes_expired_entries(tmp_path: Path) -> None:
     guard.remember("k", "n2", 2, expires=10**12)
     assert guard.prune(now=1000) == 1
     assert len(guard) == 1
+
+
+def test_a_failed_prune_after_the_commit_does_not_refuse_the_remembered_record(tmp_path: Path) -> None:
+    import sqlite3
+
+    from trustlayer.provenance import replay
+
+    guard = ReplayGuard(tmp_path / "r.db")
+    other = sqlite3.connect(tmp_path / "r.db")
+    # A real failure of the real database: deleting nonces aborts (e.g. a trigger another tool left behind).
+    other.execute("CREATE TRIGGER keep BEFORE DELETE ON nonces BEGIN SELECT RAISE(ABORT, 'kept'); END")
+    other.commit()
+    for i in range(replay._PRUNE_EVERY):  # the last insert prunes, and the prune fails
+        guard.remember("k", f"n{i}", i, expires=1)
+    assert len(guard) == replay._PRUNE_EVERY  # every pair was remembered and accepted
+    with pytest.raises(SignatureError, match="replayed nonce"):  # and the last one still counts as seen
+        guard.remember("k", f"n{replay._PRUNE_EVERY - 1}", 10**6, expires=1)
+    other.execute("DROP TRIGGER keep")
+    other.commit()
+    other.close()
+    assert guard.prune() == replay._PRUNE_EVERY  # the next prune works again

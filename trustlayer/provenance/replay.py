@@ -16,6 +16,7 @@ deadline, then raises ``DeadlineExceeded``.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -27,6 +28,8 @@ from trustlayer import deadline
 from trustlayer.errors import AuditError, DeadlineExceeded, SignatureError
 
 __all__ = ["ReplayGuard"]
+
+_log = logging.getLogger("trustlayer.provenance")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS nonces (key_id TEXT NOT NULL, nonce TEXT NOT NULL, expires INTEGER NOT NULL,
@@ -122,14 +125,22 @@ class ReplayGuard:
                     raise SignatureError(f"reused sequence: key {key_id[:16]} already sent sequence {sequence} "
                                          "with another nonce (replay or equivocation)") from exc
                 self._db.execute("COMMIT")
-                self._inserts += 1
-                if self._inserts % _PRUNE_EVERY == 0:
-                    self._prune(int(time.time()))
             except sqlite3.Error as exc:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 # fail closed: if we cannot remember it, we cannot accept it
                 raise SignatureError(f"replay guard unavailable ({type(exc).__name__}); record refused") from exc
+            self._inserts += 1
+            if self._inserts % _PRUNE_EVERY == 0:
+                self._prune_quietly()
+
+    def _prune_quietly(self) -> None:
+        # Housekeeping after a committed insert: the pair is remembered, so a failed prune must not
+        # refuse the record (its retry would then be refused as a replay); the next one tries again.
+        try:
+            self._prune(int(time.time()))
+        except (sqlite3.Error, DeadlineExceeded) as exc:
+            _log.warning("%s: pruning expired entries failed (%s); will retry", self._where, type(exc).__name__)
 
     def prune(self, now: int | None = None) -> int:
         """Forget entries whose expiry has passed; return how many nonces were removed."""
