@@ -334,7 +334,7 @@ def test_record_many_appends_at_consecutive_indices(db_path: Path, signer: Recor
         assert sorted(i for ix in got for i in ix) == list(range(1, 141))
         assert asyncio.run(store.record_many_async([signer.envelope(), signer.envelope()])) == [141, 142]
         assert store.record_many([signer.envelope() for _ in range(25)]) == list(range(143, 168))  # > max_batch
-        many = [signer.envelope() for _ in range(70)]  # one batch written by three INSERTs (32, 32 and 6 rows)
+        many = [signer.envelope() for _ in range(70)]  # one submission larger than max_batch
         assert store.record_many(many) == list(range(168, 238))
         assert [e.envelope for e in store.entries(168)] == many
         with pytest.raises(AuditError, match="at least one envelope"):
