@@ -59,7 +59,7 @@ def test_authenticate_gives_up_on_the_replay_file_another_connection_writes(
     assert call.finished, "authenticate waited past its deadline for the replay guard's write lock"
     assert writer.in_transaction  # the other connection still holds the lock
     assert isinstance(call.raised, DeadlineExceeded)
-    assert "write lock of the replay guard" in str(call.raised) and RAW not in str(call.raised)
+    assert "database lock of the replay guard" in str(call.raised) and RAW not in str(call.raised)
     writer.execute("ROLLBACK")
     # Giving up remembered nothing: the same record is accepted once the lock is free, and only once.
     assert isinstance(auth.authenticate(envelope, audience=BOB.id, content=BODY), PeerRecord)
@@ -82,7 +82,7 @@ def test_authenticate_without_a_deadline_waits_for_the_replay_file_as_before(
 def test_authenticate_gives_up_on_the_replay_guard_lock_another_thread_holds(
         auth: RecordAuthenticator, guard: ReplayGuard, signer: RecordSigner) -> None:
     envelope = signer.sign(agent_hop()).envelope
-    lock = held(guard._lock)
+    lock = held(guard._locked._lock)
     try:
         call = start(lambda: auth.authenticate(envelope, audience=BOB.id, content=BODY), seconds=0.3).join()
         assert call.finished, "authenticate waited past its deadline for the replay guard's lock"

@@ -98,7 +98,7 @@ def test_a_gate_blocks_at_transform_when_the_vault_file_stays_locked(fast: Redac
 def test_transform_and_restore_give_up_on_the_vault_lock_another_thread_holds(fast: Redactor) -> None:
     message = chat(f"write to {EMAIL}")
     out = fast.transform(message, email_in(message), PSEUDO)
-    lock = held(fast.vault._lock)
+    lock = held(fast.vault._locked._lock)
     try:
         for stage in (lambda: fast.transform(message, email_in(message), PSEUDO), lambda: fast.restore(out)):
             call = start(stage, seconds=0.3).join()
@@ -114,7 +114,7 @@ def test_transform_and_restore_give_up_on_the_vault_lock_another_thread_holds(fa
 def test_restore_without_a_deadline_waits_for_the_vault_lock_as_before(fast: Redactor) -> None:
     message = chat(f"write to {EMAIL}")
     out = fast.transform(message, email_in(message), PSEUDO)
-    lock = held(fast.vault._lock)
+    lock = held(fast.vault._locked._lock)
     call = start(lambda: fast.restore(out), seconds=None)
     time.sleep(0.5)
     assert not call.finished

@@ -66,7 +66,7 @@ def restoring_through(tmp_path: Path) -> tuple[Consensus, Vault, Message]:
 
 def test_verify_gives_up_while_the_answers_wait_for_the_vault(tmp_path: Path) -> None:
     consensus, vault, request = restoring_through(tmp_path)
-    lock = held(vault._lock)  # restoring the panel's answers waits for it, in a thread of the verifier's loop
+    lock = held(vault._locked._lock)  # restoring the panel's answers waits for it, in a thread of the verifier's loop
     try:
         call = start(lambda: consensus.verify(request, chat("assistant", "Say hello to Ada Lovelace"), ROUTE,
                                               REQUIRE), seconds=0.3).join()
@@ -80,7 +80,7 @@ def test_verify_gives_up_while_the_answers_wait_for_the_vault(tmp_path: Path) ->
 
 def test_verify_without_a_deadline_waits_for_the_verdict_as_before(tmp_path: Path) -> None:
     consensus, vault, request = restoring_through(tmp_path)
-    lock = held(vault._lock)
+    lock = held(vault._locked._lock)
     call = start(lambda: consensus.verify(request, chat("assistant", "Say hello to Ada Lovelace"), ROUTE, REQUIRE),
                  seconds=None)
     time.sleep(0.5)

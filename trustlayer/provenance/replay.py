@@ -18,13 +18,10 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from trustlayer import deadline
+from trustlayer._sqlite_wait import GuardedConnection
 from trustlayer.errors import AuditError, DeadlineExceeded, SignatureError
 
 __all__ = ["ReplayGuard"]
@@ -60,48 +57,11 @@ class ReplayGuard:
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise AuditError(f"cannot open replay guard database {target!r}: {exc}") from exc
-        self._lock = threading.Lock()
-        self._busy_ms = _BUSY_MS  # the connection's busy timeout now
         self._where = f"replay guard {target!r}"
-        self._waits_for = f"the lock of the {self._where} (another thread holds it)"  # for DeadlineExceeded
+        # Every statement runs inside ``with self._locked``: the connection's lock, and its busy
+        # timeout for the caller's deadline (both waits end by a gate stage's deadline).
+        self._locked = GuardedConnection(self._db, busy_ms=_BUSY_MS, what=f"the {self._where}")
         self._inserts = 0
-
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        """The guard's lock, with SQLite's busy wait set to end by the running stage's deadline, if any."""
-        if deadline.remaining() is None:  # no stage deadline: the waits are unbounded, as ever
-            self._lock.acquire()
-            ms = _BUSY_MS
-        else:
-            deadline.acquire(self._lock, self._waits_for)
-            ms = deadline.busy_timeout_ms(_BUSY_MS)
-        try:
-            self._busy_timeout(ms)
-            yield
-        finally:
-            self._lock.release()
-
-    def _busy_timeout(self, ms: int) -> None:
-        """Set how long SQLite waits for another connection's lock (under ``_locked``)."""
-        # A PRAGMA costs about a statement: issued only when the timeout changes (under a
-        # deadline, and once after one to set the normal timeout back).
-        if ms != self._busy_ms:
-            self._db.execute(f"PRAGMA busy_timeout={ms}")
-            self._busy_ms = ms
-
-    def _execute(self, sql: str, params: tuple[object, ...] = ()) -> sqlite3.Cursor:
-        """Run a statement that may wait for another connection's write lock (under ``_locked``).
-
-        Raises ``sqlite3.Error``, or ``DeadlineExceeded`` when SQLite gave up waiting at a stage's deadline.
-        """
-        try:
-            return self._db.execute(sql, params)
-        except sqlite3.OperationalError as exc:
-            # Under a deadline the busy timeout ends at it (``_locked``), rounded up to whole milliseconds.
-            if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY and deadline.remaining() is not None:
-                raise DeadlineExceeded(f"gave up waiting for the write lock of the {self._where} (another "
-                                       "connection holds it): the stage's deadline passed") from exc
-            raise
 
     def remember(self, key_id: str, nonce: str, sequence: int, *, expires: int) -> None:
         """Record the pair, or raise ``SignatureError`` ("replayed nonce" / "reused sequence").
@@ -109,9 +69,9 @@ class ReplayGuard:
         ``expires`` is the Unix time after which the entry may be forgotten. The check and
         the insert are one transaction: of two concurrent deliveries, exactly one passes.
         """
-        with self._locked():
+        with self._locked:
             try:
-                self._execute("BEGIN IMMEDIATE")
+                self._locked.execute("BEGIN IMMEDIATE")
                 try:
                     self._db.execute("INSERT INTO nonces VALUES (?, ?, ?)", (key_id, nonce, expires))
                 except sqlite3.IntegrityError as exc:
@@ -144,20 +104,19 @@ class ReplayGuard:
 
     def prune(self, now: int | None = None) -> int:
         """Forget entries whose expiry has passed; return how many nonces were removed."""
-        with self._locked():
+        with self._locked:
             return self._prune(int(time.time()) if now is None else now)
 
     def _prune(self, cutoff: int) -> int:
-        cur = self._execute("DELETE FROM nonces WHERE expires < ?", (cutoff,))
-        self._execute("DELETE FROM sequences WHERE expires < ?", (cutoff,))
+        cur = self._locked.execute("DELETE FROM nonces WHERE expires < ?", (cutoff,))
+        self._locked.execute("DELETE FROM sequences WHERE expires < ?", (cutoff,))
         return cur.rowcount
 
     def __len__(self) -> int:
-        with self._locked():
+        with self._locked:
             row = self._db.execute("SELECT count(*) FROM nonces").fetchone()
         return int(row[0])
 
     def close(self) -> None:
         """Close the database."""
-        with self._lock:
-            self._db.close()
+        self._locked.close()

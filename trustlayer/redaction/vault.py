@@ -27,7 +27,6 @@ import hashlib
 import hmac
 import os
 import sqlite3
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,8 +37,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from trustlayer import deadline
-from trustlayer.errors import DeadlineExceeded, RedactionError
+from trustlayer._sqlite_wait import GuardedConnection
+from trustlayer.errors import RedactionError
 from trustlayer.redaction import placeholders
 
 if TYPE_CHECKING:
@@ -86,16 +85,15 @@ class Vault:
 
     def __init__(self, connection: sqlite3.Connection, key: bytes, *, ttl_seconds: int, where: str) -> None:
         self._db = connection
-        self._lock = threading.Lock()
-        self._locked = _Locked(self)
-        self._busy_ms = _BUSY_MS  # the connection's busy timeout now
+        # Every statement runs inside ``with self._locked``: the connection's lock, and its busy
+        # timeout for the caller's deadline (both waits end by a gate stage's deadline).
+        self._locked = GuardedConnection(connection, busy_ms=_BUSY_MS, what=f"vault {where!r}")
         self._aead = AESGCM(_subkey(key, b"aead"))
         self._mac_key = _subkey(key, b"mac")
         self._tag_key = _subkey(key, b"placeholder")
         self._hash_key = _subkey(key, b"hash operator")
         self.ttl_seconds = ttl_seconds
         self.where = where
-        self._waits_for = f"the lock of vault {where!r} (another thread holds it)"  # for DeadlineExceeded
         self._check_key(key)
 
     # -- construction ----------------------------------------------------------------
@@ -139,28 +137,6 @@ class Vault:
     def _tx(self) -> _Transaction:
         return _Transaction(self)
 
-    def _busy_timeout(self, ms: int) -> None:
-        """Set how long SQLite waits for another connection's lock (under ``_locked``)."""
-        # A PRAGMA costs about a statement: issued only when the timeout changes (under a
-        # deadline, and once after one to set the normal timeout back).
-        if ms != self._busy_ms:
-            self._db.execute(f"PRAGMA busy_timeout={ms}")
-            self._busy_ms = ms
-
-    def _execute(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Cursor:
-        """Run a statement that may wait for another connection's lock (under ``_locked``).
-
-        Raises ``sqlite3.Error``, or ``DeadlineExceeded`` when SQLite gave up waiting at a stage's deadline.
-        """
-        try:
-            return self._db.execute(sql, params)
-        except sqlite3.OperationalError as exc:
-            # Under a deadline the busy timeout ends at it (``_locked``), rounded up to whole milliseconds.
-            if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY and deadline.remaining() is not None:
-                raise DeadlineExceeded(f"gave up waiting for the database lock of vault {self.where!r} "
-                                       "(another connection holds it): the stage's deadline passed") from exc
-            raise
-
     # -- digests ---------------------------------------------------------------------
     def _conv(self, conversation_id: str) -> bytes:
         return hmac.new(self._mac_key, b"conv\x00" + _encode(conversation_id), hashlib.sha256).digest()[:16]
@@ -194,7 +170,7 @@ class Vault:
         with self._locked:
             try:
                 for vmac in set(macs):
-                    row = self._execute(
+                    row = self._locked.execute(
                         "SELECT placeholder, expires FROM entries WHERE conv=? AND value_mac=? AND expires>?",
                         (conv, vmac, now)).fetchone()
                     if row is not None and row[1] - now > self.ttl_seconds / 2:
@@ -235,7 +211,7 @@ class Vault:
         conv = self._conv(conversation_id)
         with self._locked:
             try:
-                row = self._execute("SELECT sealed FROM entries WHERE conv=? AND placeholder=? AND expires>?",
+                row = self._locked.execute("SELECT sealed FROM entries WHERE conv=? AND placeholder=? AND expires>?",
                                     (conv, placeholder, time.time())).fetchone()
             except sqlite3.Error as exc:
                 raise RedactionError(f"vault {self.where!r} could not be read: {exc}") from exc
@@ -256,14 +232,13 @@ class Vault:
     def count(self, conversation_id: str) -> int:
         """How many live mappings a conversation has."""
         with self._locked:
-            row = self._execute("SELECT COUNT(*) FROM entries WHERE conv=? AND expires>?",
+            row = self._locked.execute("SELECT COUNT(*) FROM entries WHERE conv=? AND expires>?",
                                 (self._conv(conversation_id), time.time())).fetchone()
         return int(row[0])
 
     def close(self) -> None:
         """Close the database connection."""
-        with self._lock:
-            self._db.close()
+        self._locked.close()
 
     # -- sealing ---------------------------------------------------------------------
     def _seal(self, conv: bytes, placeholder: str, value: str) -> bytes:
@@ -278,36 +253,6 @@ class Vault:
         return plain.decode("utf-8", "surrogatepass")
 
 
-class _Locked:
-    """The vault's lock, with SQLite's busy wait set to end by the running stage's deadline.
-
-    Every statement runs under it, so the connection's busy timeout is always the one
-    for the caller holding the lock.
-    """
-
-    __slots__ = ("_vault",)
-
-    def __init__(self, vault: Vault) -> None:
-        self._vault = vault
-
-    def __enter__(self) -> None:
-        vault = self._vault
-        if deadline.remaining() is None:  # no stage deadline: the waits are unbounded, as ever
-            vault._lock.acquire()
-            ms = _BUSY_MS
-        else:
-            deadline.acquire(vault._lock, vault._waits_for)
-            ms = deadline.busy_timeout_ms(_BUSY_MS)
-        try:
-            vault._busy_timeout(ms)
-        except BaseException:
-            vault._lock.release()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self._vault._lock.release()
-
-
 class _Transaction:
     """``BEGIN IMMEDIATE`` ... ``COMMIT`` (rollback on error), translating SQLite errors."""
 
@@ -318,7 +263,7 @@ class _Transaction:
 
     def __enter__(self) -> None:
         try:
-            self._vault._execute("BEGIN IMMEDIATE")
+            self._vault._locked.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise RedactionError(f"vault {self._where!r} could not be written: {exc}") from exc
 
