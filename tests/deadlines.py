@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from trustlayer import deadline
+from trustlayer.errors import DeadlineExceeded
 
 
 @dataclass
@@ -62,3 +66,44 @@ def held(lock: threading.Lock) -> threading.Lock:
     if not taken.wait(10):
         raise RuntimeError("could not take the lock for the test")
     return lock
+
+
+def gives_up(fn: Callable[[], object], lock: threading.Lock, *, about: str, hidden: str = "") -> Call:
+    """Under a 0.3 s deadline ``fn`` gives up on ``lock`` (held elsewhere), naming ``about``; the lock is let go after.
+
+    ``hidden`` (a raw value the call handled) must not appear in the error.
+    """
+    try:
+        call = start(fn, seconds=0.3).join()
+        assert call.finished, f"waited past its deadline for {about}"
+        assert lock.locked()  # it gave up while the holder still held
+        assert isinstance(call.raised, DeadlineExceeded), call.raised
+        assert about in str(call.raised)
+        assert not hidden or hidden not in str(call.raised)
+    finally:
+        lock.release()
+    return call
+
+
+def waits(fn: Callable[[], object], lock: threading.Lock) -> Call:
+    """Without a deadline ``fn`` waits for ``lock`` (held elsewhere) until it is let go, then succeeds."""
+    call = start(fn, seconds=None)
+    time.sleep(0.5)
+    assert not call.finished
+    lock.release()
+    call.join()
+    assert call.finished and call.raised is None, call.raised
+    return call
+
+
+@contextmanager
+def writing(path: str | Path) -> Iterator[sqlite3.Connection]:
+    """Another connection to the SQLite file ``path``, holding its write lock (``BEGIN IMMEDIATE``) until the end."""
+    other = sqlite3.connect(str(path), isolation_level=None, timeout=0)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        yield other
+    finally:
+        if other.in_transaction:
+            other.execute("ROLLBACK")
+        other.close()

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from deadlines import held, start
+from deadlines import held, start, writing
 from stagekit import HmacSigner, ListRecorder, Pseudonymizer, RegexDetector, SimplePolicy
 
 from trustlayer.errors import Blocked, DeadlineExceeded, SignatureError
@@ -39,13 +39,10 @@ def auth(keyring: Keyring, guard: ReplayGuard) -> RecordAuthenticator:
 
 @pytest.fixture()
 def writer(guard: ReplayGuard) -> Iterator[sqlite3.Connection]:
-    """Another connection to the guard's file, holding its write lock (``BEGIN IMMEDIATE``) until the test ends."""
-    other = sqlite3.connect(str(guard.path), isolation_level=None, timeout=0)
-    other.execute("BEGIN IMMEDIATE")
-    yield other
-    if other.in_transaction:
-        other.execute("ROLLBACK")
-    other.close()
+    """Another connection to the guard's file, holding its write lock until the test ends."""
+    assert guard.path is not None
+    with writing(guard.path) as other:
+        yield other
 
 
 def test_the_authenticator_declares_that_it_keeps_its_deadline() -> None:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from deadlines import held, start
+from deadlines import gives_up, held, start, waits
 from stagekit import CLOUD, DEVICE, ListRecorder, Pseudonymizer, RegexDetector, SimplePolicy
 
 from trustlayer.errors import Blocked, DeadlineExceeded
@@ -79,26 +79,13 @@ def test_sign_without_a_deadline_waits_for_the_state_file_lock_as_before(signer:
 
 
 def test_sign_gives_up_on_the_counter_lock_another_thread_holds(signer: RecordSigner, keyring: Keyring) -> None:
-    lock = held(signer.sequence._lock)
-    try:
-        call = start(lambda: signer.sign(agent_hop()), seconds=0.3).join()
-        assert call.finished, "sign waited past its deadline for the sequence counter's lock"
-        assert lock.locked()
-        assert isinstance(call.raised, DeadlineExceeded) and "sequence counter" in str(call.raised)
-    finally:
-        lock.release()
+    gives_up(lambda: signer.sign(agent_hop()), held(signer.sequence._lock), about="sequence counter")
     assert sequence_of(signer.sign(agent_hop()), keyring) == 1
 
 
 def test_sign_without_a_deadline_waits_for_the_counter_lock_as_before(signer: RecordSigner,
                                                                      keyring: Keyring) -> None:
-    lock = held(signer.sequence._lock)
-    call = start(lambda: signer.sign(agent_hop()), seconds=None)
-    time.sleep(0.5)
-    assert not call.finished
-    lock.release()
-    call.join()
-    assert call.finished and call.raised is None
+    call = waits(lambda: signer.sign(agent_hop()), held(signer.sequence._lock))
     assert sequence_of(call.value[0], keyring) == 1
 
 

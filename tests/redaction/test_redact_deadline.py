@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from deadlines import held, start
+from deadlines import gives_up, held, start, waits, writing
 from stagekit import HmacSigner, ListRecorder
 
 from trustlayer.errors import Blocked, DeadlineExceeded
@@ -35,13 +35,9 @@ def email_in(message: Message) -> list[Finding]:
 
 @pytest.fixture
 def writer(vault: Vault) -> Iterator[sqlite3.Connection]:
-    """Another connection to the vault's file, holding its write lock (``BEGIN IMMEDIATE``) until the test ends."""
-    other = sqlite3.connect(vault.where, isolation_level=None, timeout=0)
-    other.execute("BEGIN IMMEDIATE")
-    yield other
-    if other.in_transaction:
-        other.execute("ROLLBACK")
-    other.close()
+    """Another connection to the vault's file, holding its write lock until the test ends."""
+    with writing(vault.where) as other:
+        yield other
 
 
 def test_the_redaction_stages_declare_that_they_keep_their_deadlines() -> None:
@@ -98,29 +94,16 @@ def test_a_gate_blocks_at_transform_when_the_vault_file_stays_locked(fast: Redac
 def test_transform_and_restore_give_up_on_the_vault_lock_another_thread_holds(fast: Redactor) -> None:
     message = chat(f"write to {EMAIL}")
     out = fast.transform(message, email_in(message), PSEUDO)
-    lock = held(fast.vault._locked._lock)
-    try:
-        for stage in (lambda: fast.transform(message, email_in(message), PSEUDO), lambda: fast.restore(out)):
-            call = start(stage, seconds=0.3).join()
-            assert call.finished, "the stage waited past its deadline for the vault's lock"
-            assert lock.locked()
-            assert isinstance(call.raised, DeadlineExceeded) and "lock of vault" in str(call.raised)
-            assert EMAIL not in str(call.raised)
-    finally:
-        lock.release()
+    for stage in (lambda: fast.transform(message, email_in(message), PSEUDO), lambda: fast.restore(out)):
+        gives_up(stage, held(fast.vault._locked._lock), about="lock of vault", hidden=EMAIL)
     assert fast.restore(out) == message
 
 
 def test_restore_without_a_deadline_waits_for_the_vault_lock_as_before(fast: Redactor) -> None:
     message = chat(f"write to {EMAIL}")
     out = fast.transform(message, email_in(message), PSEUDO)
-    lock = held(fast.vault._locked._lock)
-    call = start(lambda: fast.restore(out), seconds=None)
-    time.sleep(0.5)
-    assert not call.finished
-    lock.release()
-    call.join()
-    assert call.finished and call.raised is None and call.value == [message]
+    call = waits(lambda: fast.restore(out), held(fast.vault._locked._lock))
+    assert call.value == [message]
 
 
 NAMED = chat("My name is Anna Schmidt and I moved to Berlin last year.")
@@ -128,26 +111,13 @@ NAMED = chat("My name is Anna Schmidt and I moved to Berlin last year.")
 
 def test_detect_gives_up_on_the_spacy_pipeline_another_thread_runs(full: Redactor) -> None:
     full.warm()  # the model is loaded: what remains to wait for is the pipeline's lock
-    lock = held(nlp.ner_engine()._engine._lock)
-    try:
-        call = start(lambda: full.detect(NAMED), seconds=0.3).join()
-        assert call.finished, "detect waited past its deadline for the spaCy pipeline"
-        assert lock.locked()
-        assert isinstance(call.raised, DeadlineExceeded) and "spaCy pipeline" in str(call.raised)
-        assert "Anna" not in str(call.raised)
-    finally:
-        lock.release()
+    gives_up(lambda: full.detect(NAMED), held(nlp.ner_engine()._engine._lock), about="spaCy pipeline",
+             hidden="Anna")
 
 
 def test_detect_without_a_deadline_waits_for_the_spacy_pipeline_as_before(full: Redactor) -> None:
     full.warm()
-    lock = held(nlp.ner_engine()._engine._lock)
-    call = start(lambda: full.detect(NAMED), seconds=None)
-    time.sleep(0.5)
-    assert not call.finished
-    lock.release()
-    call.join()
-    assert call.finished and call.raised is None
+    call = waits(lambda: full.detect(NAMED), held(nlp.ner_engine()._engine._lock))
     findings = call.value[0]
     assert isinstance(findings, list) and "PERSON" in {f.entity_type for f in findings}
 
@@ -156,12 +126,5 @@ def test_detect_gives_up_on_the_spacy_model_another_thread_is_loading(vault: Vau
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     # As in a fresh process whose first NER detection is still loading the model in another thread.
     monkeypatch.setattr(nlp, "_engine", None)
-    lock = held(nlp._engine_lock)
-    try:
-        call = start(lambda: Redactor(vault, ner=True).detect(NAMED), seconds=0.3).join()
-        assert call.finished, "detect waited past its deadline for the model another thread loads"
-        assert lock.locked()
-        assert isinstance(call.raised, DeadlineExceeded) and "spaCy model" in str(call.raised)
-        assert nlp._engine is None  # it gave up; it did not load a model of its own
-    finally:
-        lock.release()
+    gives_up(lambda: Redactor(vault, ner=True).detect(NAMED), held(nlp._engine_lock), about="spaCy model")
+    assert nlp._engine is None  # it gave up; it did not load a model of its own

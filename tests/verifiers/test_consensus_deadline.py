@@ -6,7 +6,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from deadlines import held, start
+from deadlines import gives_up, held, start, waits
 from stagekit import CLOUD, DEVICE, HmacSigner, ListRecorder, Pseudonymizer, RegexDetector, SimplePolicy
 
 from trustlayer.errors import DeadlineExceeded, Unverified
@@ -66,28 +66,15 @@ def restoring_through(tmp_path: Path) -> tuple[Consensus, Vault, Message]:
 
 def test_verify_gives_up_while_the_answers_wait_for_the_vault(tmp_path: Path) -> None:
     consensus, vault, request = restoring_through(tmp_path)
-    lock = held(vault._locked._lock)  # restoring the panel's answers waits for it, in a thread of the verifier's loop
-    try:
-        call = start(lambda: consensus.verify(request, chat("assistant", "Say hello to Ada Lovelace"), ROUTE,
-                                              REQUIRE), seconds=0.3).join()
-        assert call.finished, "verify waited past its deadline for its verdict"
-        assert lock.locked()
-        assert isinstance(call.raised, DeadlineExceeded) and "consensus panel's verdict" in str(call.raised)
-        assert "Ada" not in str(call.raised)
-    finally:
-        lock.release()
+    # restoring the panel's answers waits for the vault's lock, in a thread of the verifier's loop
+    gives_up(lambda: consensus.verify(request, chat("assistant", "Say hello to Ada Lovelace"), ROUTE, REQUIRE),
+             held(vault._locked._lock), about="consensus panel's verdict", hidden="Ada")
 
 
 def test_verify_without_a_deadline_waits_for_the_verdict_as_before(tmp_path: Path) -> None:
     consensus, vault, request = restoring_through(tmp_path)
-    lock = held(vault._locked._lock)
-    call = start(lambda: consensus.verify(request, chat("assistant", "Say hello to Ada Lovelace"), ROUTE, REQUIRE),
-                 seconds=None)
-    time.sleep(0.5)
-    assert not call.finished
-    lock.release()
-    call.join()
-    assert call.finished and call.raised is None
+    call = waits(lambda: consensus.verify(request, chat("assistant", "Say hello to Ada Lovelace"), ROUTE, REQUIRE),
+                 held(vault._locked._lock))
     verdict = call.value[0]
     assert isinstance(verdict, Verdict) and verdict.verified and verdict.answer == "Say hello to Ada Lovelace"
 
@@ -104,15 +91,8 @@ def test_verify_under_a_passed_deadline_asks_nobody() -> None:
 def test_verify_gives_up_on_the_event_loop_another_thread_is_starting() -> None:
     silent = Silent()
     consensus = Consensus(PANEL, asker=silent, policy=allow_all)
-    lock = held(consensus_module._loop_lock)
-    try:
-        call = start(lambda: consensus.verify(chat("user", "What is 2 + 3?"), chat("assistant", "5"), ROUTE,
-                                              REQUIRE), seconds=0.3).join()
-        assert call.finished, "verify waited past its deadline for the verifiers' event loop"
-        assert lock.locked()
-        assert isinstance(call.raised, DeadlineExceeded) and "event loop" in str(call.raised)
-    finally:
-        lock.release()
+    gives_up(lambda: consensus.verify(chat("user", "What is 2 + 3?"), chat("assistant", "5"), ROUTE, REQUIRE),
+             held(consensus_module._loop_lock), about="event loop")
     assert silent.cancelled == 0  # nobody was asked
 
 
