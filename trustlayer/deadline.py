@@ -80,9 +80,14 @@ def busy_timeout_ms(default_ms: int) -> int:
 
 
 def _enter(at: float | None) -> float | None:
-    """Set this thread's deadline (a ``time.monotonic()`` value) for a stage; return the one it replaces."""
+    """Set this thread's deadline (a ``time.monotonic()`` value) for a stage; return the one it replaces.
+
+    Never later than the deadline already running: a stage that runs a nested gate path keeps
+    its own deadline through the nested stages, whatever their timeouts.
+    """
     previous = _local.at
-    _local.at = at
+    if previous is None or (at is not None and at < previous):
+        _local.at = at
     return previous
 
 

@@ -393,6 +393,8 @@ class Gate:
             return self._invoke(call)
         at = _monotonic() + seconds
         previous = deadline._enter(at)
+        if previous is not None and previous < at:
+            at = previous  # a nested path: the outer stage's deadline comes first
         try:
             result = self._invoke(call)
         except Exception as exc:

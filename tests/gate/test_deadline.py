@@ -195,6 +195,40 @@ def test_a_nested_path_restores_the_outer_stages_deadline() -> None:
     assert seen and seen[0] is not None and seen[0] > 1.0  # the outer 30 s, not the inner 0.5 s
 
 
+def test_a_nested_path_never_waits_past_the_outer_stages_deadline() -> None:
+    lock = threading.Lock()
+    lock.acquire()
+    inner = keeping(detector=Waits(lock), timeouts={"detect": 10.0})  # the inner stage alone may wait 10 s
+
+    class Nesting(RegexDetector):
+        def detect(self, message: Message, *, entities: frozenset[str] | None = None) -> list[Finding]:
+            inner.outbound(chat("inner"), ROUTE)
+            return super().detect(message, entities=entities)
+
+    rec = ListRecorder()
+    gate = keeping(detector=Nesting(), recorder=rec, timeouts={"detect": 0.3})
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            gate.outbound(chat("outer"), ROUTE)
+        except BaseException as exc:  # noqa: BLE001 - looked at below
+            errors.append(exc)
+
+    caller = threading.Thread(target=call, daemon=True)
+    caller.start()
+    caller.join(timeout=5)
+    try:
+        assert not caller.is_alive(), "a nested path waited past the outer stage's deadline"
+        assert lock.locked()
+        assert len(errors) == 1 and isinstance(errors[0], Blocked), errors
+        assert errors[0].stage == "detect" and "timed out after 0.3 s" in str(errors[0])
+        assert rec.directions() == ["block"]
+    finally:
+        lock.release()
+        caller.join(timeout=15)
+
+
 def test_the_async_gate_runs_keeping_stages_in_one_thread_and_still_blocks_late_ones() -> None:
     where = Where()
     out = asyncio.run(keeping(detector=where, timeouts={"detect": 3.0}).outbound_async(chat(f"k {KEY}"), ROUTE))
