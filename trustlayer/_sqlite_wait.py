@@ -57,11 +57,15 @@ class GuardedConnection:
     def __exit__(self, *exc: object) -> None:
         self._lock.release()
 
-    def execute(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Cursor:
+    def execute(self, sql: str, params: Sequence[object] = (), *, wait: bool = True) -> sqlite3.Cursor:
         """Run a statement that may wait for another connection's lock (inside ``with``).
 
         Raises ``sqlite3.Error``, or ``DeadlineExceeded`` when SQLite gave up waiting at a stage's deadline.
+        ``wait=False`` is for housekeeping that may be skipped: under a deadline it does not wait at all.
         """
+        if not wait and self._busy_ms != 0 and deadline.remaining() is not None:
+            self.db.execute("PRAGMA busy_timeout=0")  # the next ``with`` sets it back
+            self._busy_ms = 0
         try:
             return self.db.execute(sql, params)
         except sqlite3.OperationalError as exc:

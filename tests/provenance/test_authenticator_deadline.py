@@ -109,3 +109,47 @@ def test_a_gate_blocks_at_authenticate_while_the_replay_file_stays_locked(
     assert isinstance(blocked, Blocked) and blocked.stage == "authenticate"
     assert "timed out after 0.3 s" in blocked.reason
     assert recorder.directions() == ["block"]  # type: ignore[attr-defined]
+
+
+def test_a_prune_after_the_commit_does_not_wait_out_the_deadline_of_the_record_it_remembered(
+        auth: RecordAuthenticator, guard: ReplayGuard, signer: RecordSigner) -> None:
+    from trustlayer.gate import Inbound
+    from trustlayer.provenance.replay import _PRUNE_EVERY
+
+    for i in range(_PRUNE_EVERY - 1):  # the gate's record is the insert that prunes
+        guard.remember("another-key", f"n{i}", i, expires=int(time.time()) + 600)
+    message = Message.from_text("hello from agent a", conversation_id="conv-1")
+    envelope = signer.sign(agent_hop(content=message.canonical_bytes())).envelope
+    stages: list[object] = [RegexDetector(), SimplePolicy(), Pseudonymizer(), HmacSigner(), ListRecorder()]
+    for stage in stages:
+        stage.keeps_deadline = True  # type: ignore[attr-defined]
+    detector, decider, pseudo, hmac_signer, recorder = stages
+    gate = Gate(detector=detector, decider=decider, transformer=pseudo, signer=hmac_signer,  # type: ignore[arg-type]
+                recorder=recorder, restorer=pseudo, authenticator=auth, identity=BOB.id,  # type: ignore[arg-type]
+                endpoints=(ALICE, BOB), timeouts={"authenticate": 1.0})
+    assert guard.path is not None
+    other = sqlite3.connect(str(guard.path), isolation_level=None, timeout=0, check_same_thread=False)
+
+    def lock_before_the_prune(sql: str) -> None:
+        # Another connection takes the write lock after the record's commit, as the prune starts.
+        if sql.startswith("DELETE FROM nonces") and not other.in_transaction:
+            other.execute("BEGIN IMMEDIATE")
+
+    guard._db.set_trace_callback(lock_before_the_prune)
+    try:
+        call = start(lambda: gate.inbound(message, Route.between(ALICE, BOB), envelope=envelope),
+                     seconds=None).join()
+        assert other.in_transaction  # the prune met the lock
+        # The record was remembered and accepted: housekeeping after the commit must not make it late
+        # (a blocked record stays remembered, and its retry would be refused as a replay).
+        assert call.raised is None, call.raised
+        assert isinstance(call.value[0], Inbound)
+        assert recorder.directions() == ["inbound"]  # type: ignore[attr-defined]
+    finally:
+        guard._db.set_trace_callback(None)
+        if other.in_transaction:
+            other.execute("ROLLBACK")
+        other.close()
+    with pytest.raises(SignatureError, match="^replayed nonce"):
+        auth.authenticate(envelope, audience=BOB.id, content=message.canonical_bytes())
+    assert guard.prune(now=int(time.time()) + 601) == _PRUNE_EVERY  # without a deadline, pruning works as ever

@@ -97,8 +97,9 @@ class ReplayGuard:
     def _prune_quietly(self) -> None:
         # Housekeeping after a committed insert: the pair is remembered, so a failed prune must not
         # refuse the record (its retry would then be refused as a replay); the next one tries again.
+        # Under a deadline it does not wait for another connection's lock: a record returned late is blocked.
         try:
-            self._prune(int(time.time()))
+            self._prune(int(time.time()), wait=False)
         except (sqlite3.Error, DeadlineExceeded) as exc:
             _log.warning("%s: pruning expired entries failed (%s); will retry", self._where, type(exc).__name__)
 
@@ -107,9 +108,9 @@ class ReplayGuard:
         with self._locked:
             return self._prune(int(time.time()) if now is None else now)
 
-    def _prune(self, cutoff: int) -> int:
-        cur = self._locked.execute("DELETE FROM nonces WHERE expires < ?", (cutoff,))
-        self._locked.execute("DELETE FROM sequences WHERE expires < ?", (cutoff,))
+    def _prune(self, cutoff: int, *, wait: bool = True) -> int:
+        cur = self._locked.execute("DELETE FROM nonces WHERE expires < ?", (cutoff,), wait=wait)
+        self._locked.execute("DELETE FROM sequences WHERE expires < ?", (cutoff,), wait=wait)
         return cur.rowcount
 
     def __len__(self) -> int:
