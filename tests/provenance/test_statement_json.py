@@ -88,6 +88,34 @@ def test_a_non_string_field_smuggled_past_validation_is_refused() -> None:
         signer.sign(smuggled)
 
 
+def _smuggled(**fields: object) -> Hop:
+    hop = agent_hop()
+    for name, value in fields.items():
+        object.__setattr__(hop, name, value)  # past Hop.__post_init__, as a buggy caller could
+    return hop
+
+
+def _decision_with(**fields: object) -> Decision:
+    return Decision.model_construct(**{**dict(agent_hop().decision or {}), **fields})  # skips validation
+
+
+@pytest.mark.parametrize("hop", [
+    # falsy non-containers: the writer's shortcuts for empty lists and maps must not take them for empty
+    _smuggled(parents=None), _smuggled(parents=0), _smuggled(entity_counts=None), _smuggled(entity_counts=0),
+    _smuggled(decision=_decision_with(operators=None)), _smuggled(decision=_decision_with(rule_ids=None)),
+    _smuggled(decision=_decision_with(classes=None)),
+    # non-strings where the writer looks up quoted enum values
+    _smuggled(direction=7), _smuggled(decision=_decision_with(outcome=1)),
+    _smuggled(decision=_decision_with(outcome=[])), _smuggled(decision=_decision_with(operators={"PERSON": 1})),
+    _smuggled(entity_counts={1: 1}), _smuggled(model=3),
+], ids=["parents None", "parents 0", "counts None", "counts 0", "operators None", "rule_ids None", "classes None",
+        "direction int", "outcome int", "outcome list", "operator int", "count key int", "model int"])
+def test_other_smuggled_values_are_refused_too(hop: Hop) -> None:
+    signer = RecordSigner(KEY, salt=SALT, state_path=None)
+    with pytest.raises(SignatureError, match="cannot sign the hop"):
+        signer.sign(hop)
+
+
 def test_signed_records_parse_and_carry_the_statement() -> None:
     signer = RecordSigner(KEY, salt=SALT, state_path=None)
     signed = signer.sign(cloud_hop())

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from trustlayer.errors import SignatureError
 from trustlayer.provenance import _json
-from trustlayer.provenance._statement_json import statement_json
+from trustlayer.provenance._statement_json import StatementWriter
 from trustlayer.provenance.dsse import EnvelopeSigner
 from trustlayer.provenance.keys import SigningKey
 from trustlayer.provenance.records import to_millis
@@ -49,11 +49,11 @@ class RecordSigner:
                  sequence_block: int = DEFAULT_BLOCK, clock: Callable[[], datetime] | None = None) -> None:
         if len(salt) < 16:
             raise SignatureError(f"the content salt must be at least 16 bytes (use {SALT_BYTES}), got {len(salt)}")
-        self._salt = salt
         self._clock = clock
         # the one key of this signer: the envelope signs with it and the statement names it
         self._envelope = EnvelopeSigner(key, _json.STATEMENT_MEDIA_TYPE)
         self._key_id = key.key_id
+        self._statement = StatementWriter(salt=salt, key_id=key.key_id)
         self.sequence = SequenceCounter(key.key_id, state_path, block=sequence_block)
 
     @property
@@ -71,9 +71,8 @@ class RecordSigner:
         try:
             # The same bytes as _json.dumps(records.build_statement(...)), written directly
             # (see _statement_json; a property test compares the two).
-            payload = statement_json(
-                hop, salt=self._salt, key_id=self._key_id, sequence=self.sequence.next(),
-                nonce=os.urandom(16).hex(),
+            payload = self._statement.write(
+                hop, sequence=self.sequence.next(), nonce=os.urandom(16).hex(),
                 time=time.time_ns() // 1_000_000 if self._clock is None else to_millis(self._clock()),
             )
         except TypeError as exc:  # operator.index met a float, or a string field holds something else
