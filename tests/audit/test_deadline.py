@@ -282,3 +282,45 @@ def test_a_leader_out_of_time_gives_its_batch_back_without_failing_the_others_in
     assert other.wait() == 0 and other.error is None  # committed by the writer, not failed
     committer.close()
     assert seen == [[b"other", b"mine"], [b"other", b"mine"]]
+
+
+def test_a_leader_out_of_time_while_the_store_closes_fails_an_async_caller_in_its_batch() -> None:
+    import asyncio
+
+    from trustlayer.errors import AuditError
+
+    in_flush = threading.Event()
+    committer: GroupCommitter
+
+    def flush(batch: Sequence[bytes]) -> int:
+        if deadline.remaining() is None:
+            return 0
+        in_flush.set()  # the appending leader, holding the lead
+        while not committer._closed:  # close() runs in another thread
+            time.sleep(0.001)
+        raise DeadlineExceeded("gave up waiting for the store's lock: the stage's deadline passed")
+
+    committer = GroupCommitter(flush)
+    loop = asyncio.new_event_loop()
+    running = threading.Thread(target=loop.run_forever, daemon=True)
+    running.start()
+    try:
+        future: asyncio.Future[int] = loop.create_future()
+        committer._enqueue((b"async",), Waiter(loop, future), poke=False)  # queued, nobody poked the writer yet
+        mine = start(lambda: committer.append((b"mine",)), seconds=5.0)
+        assert in_flush.wait(10)
+        closer = threading.Thread(target=committer.close, daemon=True)
+        closer.start()  # the batch cannot be given back to a writer that is stopping
+        assert isinstance(mine.join().raised, DeadlineExceeded)
+        closer.join(10)
+        assert not closer.is_alive()
+
+        async def outcome() -> int:
+            return await future
+
+        with pytest.raises(AuditError, match="before its batch committed"):
+            asyncio.run_coroutine_threadsafe(outcome(), loop).result(timeout=5)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        running.join(10)
+        loop.close()

@@ -245,11 +245,19 @@ class GroupCommitter:
                 # Interrupted (an appending main thread got KeyboardInterrupt), or out of time while the
                 # store closes: nobody in this batch may wait forever; an entry that did not commit fails,
                 # one that did returns.
+                by_loop: dict[asyncio.AbstractEventLoop, list[Waiter]] = {}
                 for _, waiter in batch:
                     if waiter.index < 0 and waiter.error is None:
                         waiter.error = AuditError("the append was interrupted before its batch committed")
-                    if not waiter._released:
+                    if waiter.loop is not None:  # an async caller learns it through its future
+                        by_loop.setdefault(waiter.loop, []).append(waiter)
+                    elif not waiter._released:
                         _release(waiter)
+                for loop, waiters in by_loop.items():
+                    try:
+                        loop.call_soon_threadsafe(_settle, waiters)
+                    except RuntimeError:
+                        pass  # that event loop is closed: nobody is waiting any more
                 raise
             if inline is not None and any(waiter is inline for _, waiter in batch):
                 return
