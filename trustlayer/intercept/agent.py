@@ -110,7 +110,7 @@ def agent(name: str, *, layer: TrustLayer | None = None,
         if inspect.iscoroutinefunction(handler):
             async def run_async(message: AgentMessage) -> AgentMessage:
                 tl = resolve()
-                # Both gate paths run in one worker thread each, watched from the event loop.
+                # Both gate paths run in one worker thread each (stages time out there: see Gate.offload).
                 inbound = await tl.gate.offload(lambda: receive_message(tl, message))
                 kwargs = {"sender": message.sender} if takes_sender else {}
                 text = await handler(inbound.message.text or "", **kwargs)

@@ -145,7 +145,7 @@ class _Proxy:
             raise Blocked("parse", "the request body is not valid JSON") from None
 
     # The gate's paths run through `gate.offload`: one worker thread runs the stages
-    # inline while the event loop watches their deadlines, where the async runner would
+    # inline (they keep their own deadlines, or the event loop watches them), where the async runner would
     # hop threads for every stage and the sync runner would hand each path to a gate
     # worker of its own (measured: about 2.5 ms less per request than the async runner;
     # benchmarks/proxy_overhead.py). A non-streamed request goes further: outbound, the
@@ -280,7 +280,7 @@ async def _relay(first: bytes, source: AsyncGenerator[bytes, None], rewriter: Ss
                  offload: Callable[[Callable[[], bytes]], Awaitable[bytes]]) -> AsyncIterator[bytes]:
     """Rewrite the upstream's events for the client; a failure mid-stream ends it with an error event.
 
-    ``offload`` is the gate's: the end of the stream signs and records in one worker thread, watched.
+    ``offload`` is the gate's: the end of the stream signs and records in one worker thread.
     """
     try:
         data = first
