@@ -121,3 +121,19 @@ def test_a_gate_blocks_at_verify_when_the_panel_stays_silent_and_the_asks_are_ca
             break
         time.sleep(0.05)
     assert silent.cancelled == 2
+
+
+def test_the_wait_for_the_event_loop_counts_against_the_deadline_of_the_verdict() -> None:
+    silent = Silent()
+    consensus = Consensus(PANEL, asker=silent, policy=allow_all)
+    lock = held(consensus_module._loop_lock)
+    started = time.monotonic()
+    call = start(lambda: consensus.verify(chat("user", "What is 2 + 3?"), chat("assistant", "5"), ROUTE, REQUIRE),
+                 seconds=1.0)
+    time.sleep(0.8)  # most of the stage's second goes on waiting for the loop
+    lock.release()
+    assert call.join().finished
+    ended = time.monotonic()
+    assert isinstance(call.raised, DeadlineExceeded) and "verdict" in str(call.raised)
+    # Once the loop is free, only what is left of the second: not a whole second more (it ended at ~1.8 s).
+    assert ended - started < 1.5

@@ -334,10 +334,9 @@ class Consensus:
         In a gate stage, it raises ``DeadlineExceeded`` when the stage's deadline passes before
         the verdict is ready, and cancels the fan-out.
         """
-        left = stage_deadline.remaining()
-        if left == 0.0:
+        if stage_deadline.remaining() == 0.0:
             raise DeadlineExceeded("gave up before asking the consensus panel: the stage's deadline passed")
-        return _run(lambda: self.verify_async(request, response, route, requirement), timeout=left)
+        return _run(lambda: self.verify_async(request, response, route, requirement))
 
     async def aclose(self) -> None:
         """Close the asker's connections opened on the running event loop (when it keeps any)."""
@@ -377,13 +376,15 @@ def _background_loop() -> asyncio.AbstractEventLoop:
         _loop_lock.release()
 
 
-def _run(factory: Callable[[], Coroutine[Any, Any, T]], *, timeout: float | None = None) -> T:
+def _run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine to completion from sync code, on the verifiers' background event loop.
 
-    With a ``timeout`` (the stage's time left), give up when it passes: cancel the coroutine
-    and raise ``DeadlineExceeded``.
+    In a gate stage with a deadline, give up when it passes: cancel the coroutine and raise
+    ``DeadlineExceeded``.
     """
     loop = _background_loop()  # first: a coroutine made and then never run would warn
+    # The time left is read after the loop's lock was waited for: that wait spent some of it.
+    timeout = stage_deadline.remaining()
     future = asyncio.run_coroutine_threadsafe(factory(), loop)
     try:
         return future.result(timeout)
