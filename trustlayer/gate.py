@@ -5,9 +5,11 @@
 
 The path is written once, as a generator that yields stage calls (``_Call``) and
 receives their results; thin runners drive it synchronously (``outbound``) or
-asynchronously (``outbound_async``), each enforcing the per-stage timeouts. Any
-exception, timeout or invalid result is thrown back into the path, which signs and
-records a *block* and raises :class:`~trustlayer.errors.Blocked` (fail closed)::
+asynchronously (``outbound_async``), each enforcing the per-stage timeouts: in the
+caller's thread when every stage keeps its deadline (``trustlayer.deadline``), else on
+a worker thread the caller abandons when a stage hangs. Any exception, timeout or
+invalid result is thrown back into the path, which signs and records a *block* and
+raises :class:`~trustlayer.errors.Blocked` (fail closed)::
 
     gate = Gate(detector=..., decider=..., transformer=..., signer=..., recorder=...)
     out = gate.outbound(message, route)      # raises Blocked, or returns what may leave
@@ -629,7 +631,7 @@ class Gate:
         return self._decider
 
     def close(self) -> None:
-        """Nothing to release: the watchdog's worker threads are shared by every gate (kept for symmetry)."""
+        """Nothing to release: worker threads (for stages that do not keep deadlines) are shared by all gates."""
 
 
 class InboundStream:
