@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+from deadlines import start
 from stagekit import CLOUD, DEVICE, HmacSigner, ListRecorder, Pseudonymizer, RegexDetector, SimplePolicy, make_gate
 
 from trustlayer import deadline
@@ -118,22 +119,12 @@ def test_a_wait_bounded_by_the_deadline_gives_up_while_the_holder_still_holds() 
     lock.acquire()
     rec = ListRecorder()
     gate = keeping(detector=Waits(lock), recorder=rec, timeouts={"detect": 0.2})
-    errors: list[BaseException] = []
-
-    def call() -> None:
-        try:
-            gate.outbound(chat("hello"), ROUTE)
-        except BaseException as exc:  # noqa: BLE001 - looked at below
-            errors.append(exc)
-
-    caller = threading.Thread(target=call)
-    caller.start()
-    caller.join(timeout=10)
+    call = start(lambda: gate.outbound(chat("hello"), ROUTE), seconds=None).join()
     try:
-        assert not caller.is_alive(), "the stage waited past its deadline for a lock that is still held"
+        assert call.finished, "the stage waited past its deadline for a lock that is still held"
         assert lock.locked()
-        assert len(errors) == 1 and isinstance(errors[0], Blocked)
-        assert errors[0].stage == "detect" and "timed out after 0.2 s" in str(errors[0])
+        assert isinstance(call.raised, Blocked)
+        assert call.raised.stage == "detect" and "timed out after 0.2 s" in str(call.raised)
         assert rec.directions() == ["block"]
     finally:
         lock.release()
@@ -207,26 +198,16 @@ def test_a_nested_path_never_waits_past_the_outer_stages_deadline() -> None:
 
     rec = ListRecorder()
     gate = keeping(detector=Nesting(), recorder=rec, timeouts={"detect": 0.3})
-    errors: list[BaseException] = []
-
-    def call() -> None:
-        try:
-            gate.outbound(chat("outer"), ROUTE)
-        except BaseException as exc:  # noqa: BLE001 - looked at below
-            errors.append(exc)
-
-    caller = threading.Thread(target=call, daemon=True)
-    caller.start()
-    caller.join(timeout=5)
+    call = start(lambda: gate.outbound(chat("outer"), ROUTE), seconds=None).join(timeout=5)
     try:
-        assert not caller.is_alive(), "a nested path waited past the outer stage's deadline"
+        assert call.finished, "a nested path waited past the outer stage's deadline"
         assert lock.locked()
-        assert len(errors) == 1 and isinstance(errors[0], Blocked), errors
-        assert errors[0].stage == "detect" and "timed out after 0.3 s" in str(errors[0])
+        assert isinstance(call.raised, Blocked), call.raised
+        assert call.raised.stage == "detect" and "timed out after 0.3 s" in str(call.raised)
         assert rec.directions() == ["block"]
     finally:
         lock.release()
-        caller.join(timeout=15)
+        call.join(timeout=15)
 
 
 def test_the_async_gate_runs_keeping_stages_in_one_thread_and_still_blocks_late_ones() -> None:

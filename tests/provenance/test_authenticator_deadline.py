@@ -45,6 +45,17 @@ def writer(guard: ReplayGuard) -> Iterator[sqlite3.Connection]:
         yield other
 
 
+def gate_for(auth: RecordAuthenticator, recorder: ListRecorder, *, seconds: float) -> Gate:
+    """A gate of deadline-keeping stages around the real authenticator, with an authenticate timeout."""
+    stages: list[object] = [RegexDetector(), SimplePolicy(), Pseudonymizer(), HmacSigner(), recorder]
+    for stage in stages:
+        stage.keeps_deadline = True  # type: ignore[attr-defined]
+    detector, decider, pseudo, hmac_signer, _ = stages
+    return Gate(detector=detector, decider=decider, transformer=pseudo, signer=hmac_signer,  # type: ignore[arg-type]
+                recorder=recorder, restorer=pseudo, authenticator=auth, identity=BOB.id,  # type: ignore[arg-type]
+                endpoints=(ALICE, BOB), timeouts={"authenticate": seconds})
+
+
 def test_the_authenticator_declares_that_it_keeps_its_deadline() -> None:
     assert RecordAuthenticator.keeps_deadline is True
 
@@ -94,13 +105,8 @@ def test_a_gate_blocks_at_authenticate_while_the_replay_file_stays_locked(
         auth: RecordAuthenticator, signer: RecordSigner, writer: sqlite3.Connection) -> None:
     message = Message.from_text("hello from agent a", conversation_id="conv-1")
     envelope = signer.sign(agent_hop(content=message.canonical_bytes())).envelope
-    stages: list[object] = [RegexDetector(), SimplePolicy(), Pseudonymizer(), HmacSigner(), ListRecorder()]
-    for stage in stages:
-        stage.keeps_deadline = True  # type: ignore[attr-defined]
-    detector, decider, pseudo, hmac_signer, recorder = stages
-    gate = Gate(detector=detector, decider=decider, transformer=pseudo, signer=hmac_signer,  # type: ignore[arg-type]
-                recorder=recorder, restorer=pseudo, authenticator=auth, identity=BOB.id,  # type: ignore[arg-type]
-                endpoints=(ALICE, BOB), timeouts={"authenticate": 0.3})
+    recorder = ListRecorder()
+    gate = gate_for(auth, recorder, seconds=0.3)
     assert gate._keeps
     call = start(lambda: gate.inbound(message, Route.between(ALICE, BOB), envelope=envelope), seconds=None).join()
     assert call.finished, "the gate waited past the authenticate deadline for the replay guard's write lock"
@@ -108,7 +114,7 @@ def test_a_gate_blocks_at_authenticate_while_the_replay_file_stays_locked(
     blocked = call.raised
     assert isinstance(blocked, Blocked) and blocked.stage == "authenticate"
     assert "timed out after 0.3 s" in blocked.reason
-    assert recorder.directions() == ["block"]  # type: ignore[attr-defined]
+    assert recorder.directions() == ["block"]
 
 
 def test_a_prune_after_the_commit_does_not_wait_out_the_deadline_of_the_record_it_remembered(
@@ -120,13 +126,8 @@ def test_a_prune_after_the_commit_does_not_wait_out_the_deadline_of_the_record_i
         guard.remember("another-key", f"n{i}", i, expires=int(time.time()) + 600)
     message = Message.from_text("hello from agent a", conversation_id="conv-1")
     envelope = signer.sign(agent_hop(content=message.canonical_bytes())).envelope
-    stages: list[object] = [RegexDetector(), SimplePolicy(), Pseudonymizer(), HmacSigner(), ListRecorder()]
-    for stage in stages:
-        stage.keeps_deadline = True  # type: ignore[attr-defined]
-    detector, decider, pseudo, hmac_signer, recorder = stages
-    gate = Gate(detector=detector, decider=decider, transformer=pseudo, signer=hmac_signer,  # type: ignore[arg-type]
-                recorder=recorder, restorer=pseudo, authenticator=auth, identity=BOB.id,  # type: ignore[arg-type]
-                endpoints=(ALICE, BOB), timeouts={"authenticate": 1.0})
+    recorder = ListRecorder()
+    gate = gate_for(auth, recorder, seconds=1.0)
     assert guard.path is not None
     other = sqlite3.connect(str(guard.path), isolation_level=None, timeout=0, check_same_thread=False)
 
