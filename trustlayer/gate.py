@@ -187,9 +187,13 @@ class Gate:
         self._timeouts: Mapping[str, float | None] = merged
         self._watch = any(v is not None for v in merged.values())
         # Every stage bounds its own waits by its deadline: sync paths need no worker thread to abandon.
-        self._keeps = all(getattr(stage, "keeps_deadline", False) is True for stage in (
+        undeclared = [type(stage).__name__ for stage in (
             detector, decider, transformer, signer, recorder, restorer, authenticator, verifier)
-            if stage is not None)
+            if stage is not None and getattr(stage, "keeps_deadline", False) is not True]
+        self._keeps = not undeclared
+        if undeclared and self._watch:
+            _log.debug("gate: %s do(es) not declare keeps_deadline; each sync path runs on a worker thread "
+                       "so that a hung stage can be abandoned", ", ".join(sorted(set(undeclared))))
         self.taint = taint if taint is not None else TaintStore()
         self._observer = observer
 

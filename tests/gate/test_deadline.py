@@ -237,3 +237,15 @@ def test_a_stage_that_gives_up_at_its_deadline_is_reported_as_timed_out() -> Non
     with pytest.raises(Blocked, match="detect: timed out after 5.0 s"):
         keeping(detector=GivesUp(), recorder=rec, timeouts={"detect": 5.0}).outbound(chat("x"), ROUTE)
     assert rec.directions() == ["block"]
+
+
+def test_a_gate_says_which_stages_put_its_paths_on_a_worker(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG", logger="trustlayer.gate")
+    g = keeping()  # (builds a plain gate first, then declares its stages)
+    caplog.clear()
+    Gate(detector=g._detector, decider=g._decider, transformer=g._transformer, signer=g._signer,
+         recorder=g._recorder, restorer=g._restorer, endpoints=(DEVICE, CLOUD))
+    assert not [r for r in caplog.records if "keeps_deadline" in r.getMessage()]
+    make_gate()
+    said = [r.getMessage() for r in caplog.records if "keeps_deadline" in r.getMessage()]
+    assert len(said) == 1 and "RegexDetector" in said[0] and "HmacSigner" in said[0]
