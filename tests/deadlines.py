@@ -41,7 +41,7 @@ def start(fn: Callable[[], object], *, seconds: float | None) -> Call:
     error: list[BaseException] = []
 
     def run() -> None:
-        previous = deadline._enter(None if seconds is None else time.monotonic() + seconds)
+        previous, _ = deadline._enter(None if seconds is None else time.monotonic() + seconds)
         try:
             value.append(fn())
         except BaseException as exc:  # noqa: BLE001 - the test looks at it

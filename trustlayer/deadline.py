@@ -30,11 +30,11 @@ from __future__ import annotations
 import math
 import threading
 import time
+from typing import overload
 
 from trustlayer.errors import DeadlineExceeded
 
-__all__ = ["DeadlineExceeded", "acquire", "busy_timeout_ms", "remaining", "wait_seconds"]
-
+__all__ = ["DeadlineExceeded", "acquire", "busy_timeout_ms", "remaining"]
 
 
 class _Local(threading.local):
@@ -51,20 +51,13 @@ def remaining() -> float | None:
     return None if at is None else max(0.0, at - _monotonic())
 
 
-def wait_seconds(default: float | None = None) -> float | None:
-    """The timeout for a wait: seconds left, or ``default`` when that is shorter or there is no deadline."""
-    left = remaining()
-    if left is None:
-        return default
-    return left if default is None else min(left, default)
-
-
 def acquire(lock: threading.Lock | threading.RLock, what: str) -> None:
     """Take ``lock``, waiting no longer than the running stage's deadline; raise ``DeadlineExceeded`` if it passes."""
     left = remaining()
     if left is None:
         lock.acquire()
-    elif not lock.acquire(timeout=left):
+    # A free lock is taken without a timed wait (that arms a timer: ~1 us even when nobody holds it).
+    elif not lock.acquire(False) and not lock.acquire(timeout=left):
         raise DeadlineExceeded(f"gave up waiting for {what}: the stage's deadline passed")
 
 
@@ -79,16 +72,23 @@ def busy_timeout_ms(default_ms: int) -> int:
     return max(1, min(default_ms, math.ceil(left * 1000)))
 
 
-def _enter(at: float | None) -> float | None:
-    """Set this thread's deadline (a ``time.monotonic()`` value) for a stage; return the one it replaces.
+@overload
+def _enter(at: float) -> tuple[float | None, float]: ...
+@overload
+def _enter(at: None) -> tuple[float | None, float | None]: ...
 
-    Never later than the deadline already running: a stage that runs a nested gate path keeps
-    its own deadline through the nested stages, whatever their timeouts.
+
+def _enter(at: float | None) -> tuple[float | None, float | None]:
+    """Set this thread's deadline (a ``time.monotonic()`` value) for a stage.
+
+    Returns the deadline it replaces (for ``_leave``) and the one now in force: never later
+    than the one already running, so a stage that runs a nested gate path keeps its own
+    deadline through the nested stages, whatever their timeouts.
     """
     previous = _local.at
     if previous is None or (at is not None and at < previous):
         _local.at = at
-    return previous
+    return previous, _local.at
 
 
 def _leave(previous: float | None) -> None:

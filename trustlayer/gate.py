@@ -397,10 +397,8 @@ class Gate:
         seconds = self._timeouts.get(call.stage)
         if seconds is None:
             return self._invoke(call)
-        at = _monotonic() + seconds
-        previous = deadline._enter(at)
-        if previous is not None and previous < at:
-            at = previous  # a nested path: the outer stage's deadline comes first
+        # In a nested path the outer stage's deadline may come first: ``at`` is the one in force.
+        previous, at = deadline._enter(_monotonic() + seconds)
         try:
             result = self._invoke(call)
         except Exception as exc:
