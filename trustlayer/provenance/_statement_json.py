@@ -23,7 +23,7 @@ reason beside it.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from json.encoder import encode_basestring_ascii
 from operator import index
 from typing import Any
@@ -56,25 +56,18 @@ def _opt(value: str | None) -> str:
     return "null" if value is None else _q(value)
 
 
-# The two maps below are sorted by key alone (cheaper than comparing (key, value) tuples, and
-# the keys are unique) and written with a plain loop (a list comprehension is a function call
-# of its own in Python 3.11). `== {}` as in _strs: a smuggled None still raises.
+def _pairs(mapping: Mapping[str, Any], value: Callable[[Any], object]) -> str:
+    """The members of a JSON object: keys quoted, values written by ``value``, in key order.
 
-def _operators(operators: Mapping[str, str]) -> str:
-    if operators == {}:
+    Sorted by key alone (cheaper than comparing (key, value) tuples; the keys are unique) and
+    written with a plain loop (a list comprehension is a function call of its own in Python
+    3.11). ``== {}`` as in ``_strs``: a smuggled None still raises.
+    """
+    if mapping == {}:
         return ""
     pairs = []
-    for k in sorted(operators):
-        pairs.append(f"{_q(k)}:{_q(operators[k])}")
-    return ",".join(pairs)
-
-
-def _counts(counts: Mapping[str, int]) -> str:
-    if counts == {}:
-        return ""
-    pairs = []
-    for k in sorted(counts):
-        pairs.append(f"{_q(k)}:{index(counts[k])}")
+    for k in sorted(mapping):
+        pairs.append(f"{_q(k)}:{value(mapping[k])}")
     return ",".join(pairs)
 
 
@@ -84,7 +77,7 @@ def _decision(d: Decision | None) -> str:
     # keys: classes, endpoint, id, operators, outcome, policy_digest, rule_ids
     classes = d.classes
     return (f'{{"classes":{"[]" if classes == _NO_CLASSES else _strs(sorted(classes))},'
-            f'"endpoint":{_q(d.endpoint)},"id":{_q(d.id)},"operators":{{{_operators(d.operators)}}},'
+            f'"endpoint":{_q(d.endpoint)},"id":{_q(d.id)},"operators":{{{_pairs(d.operators, _q)}}},'
             f'"outcome":{_q(d.outcome)},"policy_digest":{_q(d.policy_digest)},'
             f'"rule_ids":{_strs(d.rule_ids)}}}')
 
@@ -121,19 +114,18 @@ class StatementWriter:
         salted.update(hop.content)
         route = hop.route
         direction, channel = hop.direction, route.channel
+        transmitted = ""
         if direction == "block":
             block = f'{{"reason":{_q(hop.reason or "")},"stage":{_q(hop.stage or "unknown")}}}'
-            transmitted = ""
         else:
             block = "null"
-            transmitted = ""
             if channel is Channel.AGENT_AGENT:
                 transmitted = (',{"digest":{"sha256":"' + transmitted_digest(nonce, hop.content)
                                + '"},"name":"transmitted"}')
         model = hop.model
         text = (f'{_HEAD}{block},"conversation_id":{_q(hop.conversation_id)},'
                 f'"decision":{_decision(hop.decision)},"direction":{_q(direction)},'
-                f'"entity_counts":{{{_counts(hop.entity_counts)}}},"key_id":{self._key_id},'
+                f'"entity_counts":{{{_pairs(hop.entity_counts, index)}}},"key_id":{self._key_id},'
                 f'"model":{"null" if model is None else _q(model)},"nonce":{_q(nonce)},'
                 f'"parents":{_strs(hop.parents)},"route":{{"channel":{_q(channel)},'
                 f'"recipient":{_q(route.recipient.id)},"sender":{_q(route.sender.id)}}},'
