@@ -20,7 +20,12 @@ from collections.abc import Sequence
 from trustlayer import deadline
 from trustlayer.errors import DeadlineExceeded
 
-__all__ = ["GuardedConnection"]
+__all__ = ["GuardedConnection", "is_busy"]
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite giving up on another connection's lock (``SQLITE_BUSY``, any extended code)."""
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
 
 
 class GuardedConnection:
@@ -70,7 +75,7 @@ class GuardedConnection:
             return self.db.execute(sql, params)
         except sqlite3.OperationalError as exc:
             # Under a deadline the busy timeout ends at it (``__enter__``), rounded up to whole milliseconds.
-            if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY and deadline.remaining() is not None:
+            if is_busy(exc) and deadline.remaining() is not None:
                 raise DeadlineExceeded(f"gave up waiting for the database lock of {self._what} (another "
                                        "connection holds it): the stage's deadline passed") from exc
             raise

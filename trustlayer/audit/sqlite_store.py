@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from trustlayer import deadline
+from trustlayer._sqlite_wait import is_busy
 from trustlayer.audit._sql import SQLLogStore
 from trustlayer.errors import AuditError, DeadlineExceeded
 from trustlayer.provenance.keys import Keyring, SigningKey
@@ -31,10 +32,6 @@ __all__ = ["SQLiteStore"]
 
 _BUSY_TIMEOUT_MS = 60_000
 _PAGE_SIZE = 8192
-
-
-def _busy(exc: sqlite3.Error) -> bool:
-    return getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
 
 
 class SQLiteStore(SQLLogStore):
@@ -87,12 +84,12 @@ class SQLiteStore(SQLLogStore):
                 conn.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as exc:
-                if not _busy(exc):
+                if not is_busy(exc):
                     raise
             self._busy_timeout(conn, deadline.busy_timeout_ms(_BUSY_TIMEOUT_MS))
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            if _busy(exc) and self._busy_ms < _BUSY_TIMEOUT_MS:
+            if is_busy(exc) and self._busy_ms < _BUSY_TIMEOUT_MS:
                 raise DeadlineExceeded(f"gave up waiting for the write lock of audit log {str(self.path)!r} "
                                        f"(another connection holds it): the stage's deadline passed") from exc
             raise AuditError(f"cannot lock audit log {str(self.path)!r} for writing: {exc}") from exc
