@@ -212,7 +212,7 @@ class Vault:
         with self._locked:
             try:
                 row = self._locked.execute("SELECT sealed FROM entries WHERE conv=? AND placeholder=? AND expires>?",
-                                    (conv, placeholder, time.time())).fetchone()
+                                           (conv, placeholder, time.time())).fetchone()
             except sqlite3.Error as exc:
                 raise RedactionError(f"vault {self.where!r} could not be read: {exc}") from exc
         if row is None:
@@ -233,7 +233,7 @@ class Vault:
         """How many live mappings a conversation has."""
         with self._locked:
             row = self._locked.execute("SELECT COUNT(*) FROM entries WHERE conv=? AND expires>?",
-                                (self._conv(conversation_id), time.time())).fetchone()
+                                       (self._conv(conversation_id), time.time())).fetchone()
         return int(row[0])
 
     def close(self) -> None:
