@@ -8,7 +8,17 @@ import time
 
 import pytest
 from deadlines import start
-from stagekit import CLOUD, DEVICE, HmacSigner, ListRecorder, Pseudonymizer, RegexDetector, SimplePolicy, make_gate
+from stagekit import (
+    CLOUD,
+    DEVICE,
+    HmacSigner,
+    ListRecorder,
+    Pseudonymizer,
+    RegexDetector,
+    SimplePolicy,
+    keeping_gate,
+    make_gate,
+)
 
 from trustlayer import deadline
 from trustlayer.errors import Blocked, DeadlineExceeded
@@ -21,16 +31,6 @@ ROUTE = Route.between(DEVICE, CLOUD)
 
 def chat(text: str, cid: str = "c1") -> Message:
     return Message.from_openai([{"role": "user", "content": text}], conversation_id=cid)
-
-
-def keeping(**over: object) -> Gate:
-    """A gate whose every stage declares that it keeps its deadline."""
-    gate: Gate = make_gate(**over)
-    for stage in (gate._detector, gate._decider, gate._transformer, gate._signer, gate._recorder, gate._restorer):
-        stage.keeps_deadline = True  # type: ignore[union-attr]
-    return Gate(detector=gate._detector, decider=gate._decider, transformer=gate._transformer,
-                signer=gate._signer, recorder=gate._recorder, restorer=gate._restorer, identity="phone",
-                endpoints=(DEVICE, CLOUD), timeouts=over.get("timeouts"))  # type: ignore[arg-type]
 
 
 class Where(RegexDetector):
@@ -74,7 +74,7 @@ class Waits(RegexDetector):
 
 def test_a_gate_of_stages_that_keep_deadlines_runs_paths_in_the_callers_thread() -> None:
     where = Where()
-    gate = keeping(detector=where, timeouts={"detect": 3.0})
+    gate = keeping_gate(detector=where, timeouts={"detect": 3.0})
     assert gate._keeps
     out = gate.outbound(chat(f"my key {KEY}"), ROUTE)
     assert KEY not in out.message.canonical_bytes().decode()
@@ -86,7 +86,7 @@ def test_a_gate_of_stages_that_keep_deadlines_runs_paths_in_the_callers_thread()
 
 def test_one_stage_that_does_not_keep_its_deadline_puts_the_path_on_a_worker() -> None:
     where = Where()
-    gate = keeping(detector=where)
+    gate = keeping_gate(detector=where)
     del where.keeps_deadline  # type: ignore[attr-defined]
     gate = Gate(detector=where, decider=gate._decider, transformer=gate._transformer, signer=gate._signer,
                 recorder=gate._recorder, restorer=gate._restorer, endpoints=(DEVICE, CLOUD))
@@ -98,7 +98,7 @@ def test_one_stage_that_does_not_keep_its_deadline_puts_the_path_on_a_worker() -
 def test_only_a_literal_true_counts_as_keeping_the_deadline() -> None:
     where = Where()
     where.keeps_deadline = "yes"  # type: ignore[attr-defined]
-    gate = keeping()
+    gate = keeping_gate()
     gate = Gate(detector=where, decider=gate._decider, transformer=gate._transformer, signer=gate._signer,
                 recorder=gate._recorder, restorer=gate._restorer, endpoints=(DEVICE, CLOUD))
     assert not gate._keeps
@@ -106,7 +106,7 @@ def test_only_a_literal_true_counts_as_keeping_the_deadline() -> None:
 
 def test_a_stage_that_returns_after_its_deadline_blocks_and_the_block_is_recorded() -> None:
     rec = ListRecorder()
-    gate = keeping(detector=Late(0.3), recorder=rec, timeouts={"detect": 0.1})
+    gate = keeping_gate(detector=Late(0.3), recorder=rec, timeouts={"detect": 0.1})
     with pytest.raises(Blocked, match="timed out after 0.1 s") as info:
         gate.outbound(chat(f"key {KEY}"), ROUTE)
     assert info.value.stage == "detect"
@@ -118,7 +118,7 @@ def test_a_wait_bounded_by_the_deadline_gives_up_while_the_holder_still_holds() 
     lock = threading.Lock()
     lock.acquire()
     rec = ListRecorder()
-    gate = keeping(detector=Waits(lock), recorder=rec, timeouts={"detect": 0.2})
+    gate = keeping_gate(detector=Waits(lock), recorder=rec, timeouts={"detect": 0.2})
     call = start(lambda: gate.outbound(chat("hello"), ROUTE), seconds=None).join()
     try:
         assert call.finished, "the stage waited past its deadline for a lock that is still held"
@@ -167,11 +167,11 @@ def test_a_stage_error_before_the_deadline_keeps_its_own_reason() -> None:
             raise ValueError("no")
 
     with pytest.raises(Blocked, match="detect: ValueError raised"):
-        keeping(detector=Broken(), timeouts={"detect": 5.0}).outbound(chat("x"), ROUTE)
+        keeping_gate(detector=Broken(), timeouts={"detect": 5.0}).outbound(chat("x"), ROUTE)
 
 
 def test_a_nested_path_restores_the_outer_stages_deadline() -> None:
-    inner = keeping(timeouts={"detect": 0.5})
+    inner = keeping_gate(timeouts={"detect": 0.5})
     seen: list[float | None] = []
 
     class Nesting(RegexDetector):
@@ -180,14 +180,14 @@ def test_a_nested_path_restores_the_outer_stages_deadline() -> None:
             seen.append(deadline.remaining())
             return super().detect(message, entities=entities)
 
-    keeping(detector=Nesting(), timeouts={"detect": 30.0}).outbound(chat("outer"), ROUTE)
+    keeping_gate(detector=Nesting(), timeouts={"detect": 30.0}).outbound(chat("outer"), ROUTE)
     assert seen and seen[0] is not None and seen[0] > 1.0  # the outer 30 s, not the inner 0.5 s
 
 
 def test_a_nested_path_never_waits_past_the_outer_stages_deadline() -> None:
     lock = threading.Lock()
     lock.acquire()
-    inner = keeping(detector=Waits(lock), timeouts={"detect": 10.0})  # the inner stage alone may wait 10 s
+    inner = keeping_gate(detector=Waits(lock), timeouts={"detect": 10.0})  # the inner stage alone may wait 10 s
 
     class Nesting(RegexDetector):
         def detect(self, message: Message, *, entities: frozenset[str] | None = None) -> list[Finding]:
@@ -195,7 +195,7 @@ def test_a_nested_path_never_waits_past_the_outer_stages_deadline() -> None:
             return super().detect(message, entities=entities)
 
     rec = ListRecorder()
-    gate = keeping(detector=Nesting(), recorder=rec, timeouts={"detect": 0.3})
+    gate = keeping_gate(detector=Nesting(), recorder=rec, timeouts={"detect": 0.3})
     call = start(lambda: gate.outbound(chat("outer"), ROUTE), seconds=None).join(timeout=5)
     try:
         assert call.finished, "a nested path waited past the outer stage's deadline"
@@ -210,12 +210,12 @@ def test_a_nested_path_never_waits_past_the_outer_stages_deadline() -> None:
 
 def test_the_async_gate_runs_keeping_stages_in_one_thread_and_still_blocks_late_ones() -> None:
     where = Where()
-    out = asyncio.run(keeping(detector=where, timeouts={"detect": 3.0}).outbound_async(chat(f"k {KEY}"), ROUTE))
+    out = asyncio.run(keeping_gate(detector=where, timeouts={"detect": 3.0}).outbound_async(chat(f"k {KEY}"), ROUTE))
     assert KEY not in out.message.canonical_bytes().decode()
     assert where.threads and where.threads[0] != threading.get_ident()
     rec = ListRecorder()
     with pytest.raises(Blocked, match="timed out after 0.1 s"):
-        asyncio.run(keeping(detector=Late(0.3), recorder=rec, timeouts={"detect": 0.1})
+        asyncio.run(keeping_gate(detector=Late(0.3), recorder=rec, timeouts={"detect": 0.1})
                     .outbound_async(chat("x"), ROUTE))
     assert rec.directions() == ["block"]
 
@@ -233,16 +233,13 @@ def test_a_stage_that_gives_up_at_its_deadline_is_reported_as_timed_out() -> Non
 
     rec = ListRecorder()
     with pytest.raises(Blocked, match="detect: timed out after 5.0 s"):
-        keeping(detector=GivesUp(), recorder=rec, timeouts={"detect": 5.0}).outbound(chat("x"), ROUTE)
+        keeping_gate(detector=GivesUp(), recorder=rec, timeouts={"detect": 5.0}).outbound(chat("x"), ROUTE)
     assert rec.directions() == ["block"]
 
 
 def test_a_gate_says_which_stages_put_its_paths_on_a_worker(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("DEBUG", logger="trustlayer.gate")
-    g = keeping()  # (builds a plain gate first, then declares its stages)
-    caplog.clear()
-    Gate(detector=g._detector, decider=g._decider, transformer=g._transformer, signer=g._signer,
-         recorder=g._recorder, restorer=g._restorer, endpoints=(DEVICE, CLOUD))
+    keeping_gate()
     assert not [r for r in caplog.records if "keeps_deadline" in r.getMessage()]
     make_gate()
     said = [r.getMessage() for r in caplog.records if "keeps_deadline" in r.getMessage()]

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 from deadlines import held, start, writing
-from stagekit import HmacSigner, ListRecorder, Pseudonymizer, RegexDetector, SimplePolicy
+from stagekit import ListRecorder, keeping_gate
 
 from trustlayer.errors import Blocked, DeadlineExceeded, SignatureError
-from trustlayer.gate import Gate
 from trustlayer.provenance.authenticator import RecordAuthenticator
 from trustlayer.provenance.keys import Keyring
 from trustlayer.provenance.replay import ReplayGuard
@@ -43,17 +42,6 @@ def writer(guard: ReplayGuard) -> Iterator[sqlite3.Connection]:
     assert guard.path is not None
     with writing(guard.path) as other:
         yield other
-
-
-def gate_for(auth: RecordAuthenticator, recorder: ListRecorder, *, seconds: float) -> Gate:
-    """A gate of deadline-keeping stages around the real authenticator, with an authenticate timeout."""
-    stages: list[object] = [RegexDetector(), SimplePolicy(), Pseudonymizer(), HmacSigner(), recorder]
-    for stage in stages:
-        stage.keeps_deadline = True  # type: ignore[attr-defined]
-    detector, decider, pseudo, hmac_signer, _ = stages
-    return Gate(detector=detector, decider=decider, transformer=pseudo, signer=hmac_signer,  # type: ignore[arg-type]
-                recorder=recorder, restorer=pseudo, authenticator=auth, identity=BOB.id,  # type: ignore[arg-type]
-                endpoints=(ALICE, BOB), timeouts={"authenticate": seconds})
 
 
 def test_the_authenticator_declares_that_it_keeps_its_deadline() -> None:
@@ -106,8 +94,8 @@ def test_a_gate_blocks_at_authenticate_while_the_replay_file_stays_locked(
     message = Message.from_text("hello from agent a", conversation_id="conv-1")
     envelope = signer.sign(agent_hop(content=message.canonical_bytes())).envelope
     recorder = ListRecorder()
-    gate = gate_for(auth, recorder, seconds=0.3)
-    assert gate._keeps
+    gate = keeping_gate(authenticator=auth, recorder=recorder, identity=BOB.id, endpoints=(ALICE, BOB),
+                        timeouts={"authenticate": 0.3})
     call = start(lambda: gate.inbound(message, Route.between(ALICE, BOB), envelope=envelope), seconds=None).join()
     assert call.finished, "the gate waited past the authenticate deadline for the replay guard's write lock"
     assert writer.in_transaction
@@ -127,7 +115,8 @@ def test_a_prune_after_the_commit_does_not_wait_out_the_deadline_of_the_record_i
     message = Message.from_text("hello from agent a", conversation_id="conv-1")
     envelope = signer.sign(agent_hop(content=message.canonical_bytes())).envelope
     recorder = ListRecorder()
-    gate = gate_for(auth, recorder, seconds=1.0)
+    gate = keeping_gate(authenticator=auth, recorder=recorder, identity=BOB.id, endpoints=(ALICE, BOB),
+                        timeouts={"authenticate": 1.0})
     assert guard.path is not None
     other = sqlite3.connect(str(guard.path), isolation_level=None, timeout=0, check_same_thread=False)
 

@@ -10,10 +10,9 @@ from contextlib import contextmanager
 
 import pytest
 from deadlines import gives_up, held, start, waits
-from stagekit import CLOUD, DEVICE, ListRecorder, Pseudonymizer, RegexDetector, SimplePolicy
+from stagekit import CLOUD, DEVICE, keeping_gate
 
 from trustlayer.errors import Blocked, DeadlineExceeded
-from trustlayer.gate import Gate
 from trustlayer.provenance.keys import Keyring
 from trustlayer.provenance.records import Record
 from trustlayer.provenance.signer import RecordSigner
@@ -92,14 +91,7 @@ def test_sign_without_a_deadline_waits_for_the_counter_lock_as_before(signer: Re
 @pytest.mark.parametrize("state_lock", ["thread", "process"])
 def test_a_gate_blocks_at_sign_while_the_sequence_counter_stays_locked(signer: RecordSigner,
                                                                       state_lock: str) -> None:
-    stages: list[object] = [RegexDetector(), SimplePolicy(), Pseudonymizer(), ListRecorder()]
-    for stage in stages:
-        stage.keeps_deadline = True  # type: ignore[attr-defined]
-    detector, decider, pseudo, recorder = stages
-    gate = Gate(detector=detector, decider=decider, transformer=pseudo, signer=signer,  # type: ignore[arg-type]
-                recorder=recorder, restorer=pseudo, identity=DEVICE.id,  # type: ignore[arg-type]
-                endpoints=(DEVICE, CLOUD), timeouts={"sign": 0.3})
-    assert gate._keeps
+    gate = keeping_gate(signer=signer, identity=DEVICE.id, endpoints=(DEVICE, CLOUD), timeouts={"sign": 0.3})
     message = Message.from_text("hello", conversation_id="c1")
 
     def outbound() -> object:

@@ -8,10 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 from deadlines import gives_up, held, start, waits, writing
-from stagekit import HmacSigner, ListRecorder
+from stagekit import ListRecorder, keeping_gate
 
 from trustlayer.errors import Blocked, DeadlineExceeded
-from trustlayer.gate import Gate
 from trustlayer.policy import PolicyEngine, shipped_policy_path
 from trustlayer.redaction import Redactor, Vault, nlp
 from trustlayer.redaction.detector import PiiDetector
@@ -73,13 +72,9 @@ def test_transform_without_a_deadline_waits_for_the_vault_file_as_before(fast: R
 def test_a_gate_blocks_at_transform_when_the_vault_file_stays_locked(fast: Redactor,
                                                                     writer: sqlite3.Connection) -> None:
     engine = PolicyEngine.from_file(shipped_policy_path("eu-gdpr"))
-    signer, recorder = HmacSigner(), ListRecorder()
-    signer.keeps_deadline = True  # type: ignore[attr-defined]
-    recorder.keeps_deadline = True  # type: ignore[attr-defined]
-    gate = Gate(detector=fast, decider=engine, transformer=fast, signer=signer, recorder=recorder,
-                restorer=fast, identity="phone", endpoints=tuple(engine.endpoints.values()),
-                timeouts={"transform": 0.3})
-    assert gate._keeps
+    recorder = ListRecorder()
+    gate = keeping_gate(detector=fast, decider=engine, transformer=fast, recorder=recorder, restorer=fast,
+                        endpoints=tuple(engine.endpoints.values()), timeouts={"transform": 0.3})
     route = Route.between(engine.endpoints["phone"], engine.endpoints["gpt-us"])
     call = start(lambda: gate.outbound(chat(f"please mail {EMAIL}"), route), seconds=None).join()
     assert call.finished, "the gate waited past the transform deadline for the vault's database lock"

@@ -7,10 +7,9 @@ import time
 from pathlib import Path
 
 from deadlines import gives_up, held, start, waits
-from stagekit import CLOUD, DEVICE, HmacSigner, ListRecorder, Pseudonymizer, RegexDetector, SimplePolicy
+from stagekit import CLOUD, DEVICE, ListRecorder, keeping_gate
 
 from trustlayer.errors import DeadlineExceeded, Unverified
-from trustlayer.gate import Gate
 from trustlayer.redaction import Redactor, Vault
 from trustlayer.types import Endpoint, Message, Route, Verdict, VerifyRequirement
 from trustlayer.verifiers import Consensus
@@ -99,15 +98,9 @@ def test_verify_gives_up_on_the_event_loop_another_thread_is_starting() -> None:
 def test_a_gate_blocks_at_verify_when_the_panel_stays_silent_and_the_asks_are_cancelled() -> None:
     silent = Silent()
     consensus = Consensus(PANEL, asker=silent, policy=allow_all)
-    pseudo = Pseudonymizer()
-    stages: list[object] = [RegexDetector(), SimplePolicy(), pseudo, HmacSigner(), ListRecorder()]
-    for stage in stages:
-        stage.keeps_deadline = True  # type: ignore[attr-defined]
-    detector, decider, _, signer, recorder = stages
-    gate = Gate(detector=detector, decider=decider, transformer=pseudo, signer=signer,  # type: ignore[arg-type]
-                recorder=recorder, restorer=pseudo, verifier=consensus, identity=DEVICE.id,  # type: ignore[arg-type]
-                endpoints=(DEVICE, *PANEL), timeouts={"verify": 0.3})
-    assert gate._keeps
+    recorder = ListRecorder()
+    gate = keeping_gate(recorder=recorder, verifier=consensus, identity=DEVICE.id, endpoints=(DEVICE, *PANEL),
+                        timeouts={"verify": 0.3})
     out = gate.outbound(chat("user", "What is 2 + 3?"), ROUTE)
     call = start(lambda: gate.inbound(chat("assistant", "5"), out.route, request=out, verify=REQUIRE),
                  seconds=None).join()
@@ -115,7 +108,7 @@ def test_a_gate_blocks_at_verify_when_the_panel_stays_silent_and_the_asks_are_ca
     blocked = call.raised
     assert isinstance(blocked, Unverified) and blocked.stage == "verify"
     assert "timed out after 0.3 s" in blocked.reason
-    assert recorder.directions() == ["outbound", "block"]  # type: ignore[attr-defined]
+    assert recorder.directions() == ["outbound", "block"]
     for _ in range(100):  # the verifier's loop cancels the two asks soon after the caller gave up
         if silent.cancelled == 2:
             break
