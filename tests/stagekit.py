@@ -37,6 +37,11 @@ DEVICE = Endpoint(id="phone", kind="device", jurisdiction="DE", box="white")
 CLOUD = Endpoint(id="cloud", kind="cloud", jurisdiction="US", url="http://127.0.0.1:9/v1", model="m")
 
 
+def chat(text: str, cid: str = "c1") -> Message:
+    """One user turn of conversation ``cid``."""
+    return Message.from_openai([{"role": "user", "content": text}], conversation_id=cid)
+
+
 class RegexDetector:
     def __init__(self) -> None:
         self.calls = 0

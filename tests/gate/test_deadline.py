@@ -16,6 +16,7 @@ from stagekit import (
     Pseudonymizer,
     RegexDetector,
     SimplePolicy,
+    chat,
     keeping_gate,
     make_gate,
 )
@@ -27,10 +28,6 @@ from trustlayer.types import Finding, Message, Route
 
 KEY = "sk-AbCdEf123456"
 ROUTE = Route.between(DEVICE, CLOUD)
-
-
-def chat(text: str, cid: str = "c1") -> Message:
-    return Message.from_openai([{"role": "user", "content": text}], conversation_id=cid)
 
 
 class Where(RegexDetector):

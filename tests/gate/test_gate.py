@@ -18,6 +18,7 @@ from stagekit import (
     Returning,
     SimplePolicy,
     TrustAll,
+    chat,
     make_gate,
 )
 
@@ -27,10 +28,6 @@ from trustlayer.types import Endpoint, Finding, Message, Operator, Outcome, Rout
 
 KEY = "sk-AbCdEf123456"
 ROUTE = Route.between(DEVICE, CLOUD)
-
-
-def chat(text: str, cid: str = "c1") -> Message:
-    return Message.from_openai([{"role": "user", "content": text}], conversation_id=cid)
 
 
 def test_outbound_pseudonymizes_and_records_and_inbound_restores() -> None:

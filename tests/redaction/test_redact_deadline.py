@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from deadlines import gives_up, held, start, waits, writing
-from stagekit import ListRecorder, keeping_gate
+from stagekit import ListRecorder, chat, keeping_gate
 
 from trustlayer.errors import Blocked, DeadlineExceeded
 from trustlayer.policy import PolicyEngine, shipped_policy_path
@@ -18,10 +18,6 @@ from trustlayer.types import Finding, Message, Operator, Route
 
 EMAIL = "ada.lovelace@example.org"
 PSEUDO = {"EMAIL_ADDRESS": Operator.PSEUDONYMIZE}
-
-
-def chat(text: str, cid: str = "c1") -> Message:
-    return Message.from_openai([{"role": "user", "content": text}], conversation_id=cid)
 
 
 def email_in(message: Message) -> list[Finding]:
