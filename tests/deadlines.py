@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trustlayer import deadline
-from trustlayer.errors import DeadlineExceeded
+from trustlayer.errors import Blocked, DeadlineExceeded
 
 
 @dataclass
@@ -107,3 +107,16 @@ def writing(path: str | Path) -> Iterator[sqlite3.Connection]:
         if other.in_transaction:
             other.execute("ROLLBACK")
         other.close()
+
+
+def blocked_in_time(fn: Callable[[], object], *, stage: str, seconds: float) -> Blocked:
+    """``fn`` (a gate path, run without a deadline of its own) returns blocked at ``stage``, timed out in time.
+
+    The caller checks that what the stage waited for is still held: it gave up, it did not get through.
+    """
+    call = start(fn, seconds=None).join()
+    assert call.finished, f"the gate waited past the {stage} stage's deadline"
+    blocked = call.raised
+    assert isinstance(blocked, Blocked) and blocked.stage == stage, blocked
+    assert blocked.reason.startswith(f"timed out after {seconds} s"), blocked.reason
+    return blocked

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from deadlines import gives_up, held, start, waits
+from deadlines import blocked_in_time, gives_up, held, start, waits
 from stagekit import CLOUD, DEVICE, keeping_gate
 
-from trustlayer.errors import Blocked, DeadlineExceeded
+from trustlayer.errors import DeadlineExceeded
 from trustlayer.provenance.keys import Keyring
 from trustlayer.provenance.records import Record
 from trustlayer.provenance.signer import RecordSigner
@@ -99,15 +99,12 @@ def test_a_gate_blocks_at_sign_while_the_sequence_counter_stays_locked(signer: R
 
     if state_lock == "process":
         with state_lock_held_by_another_process(signer) as holder:
-            call = start(outbound, seconds=None).join()
-            assert call.finished and holder.poll() is None
+            blocked_in_time(outbound, stage="sign", seconds=0.3)
+            assert holder.poll() is None
     else:
         lock = held(signer.sequence._lock)
         try:
-            call = start(outbound, seconds=None).join()
-            assert call.finished and lock.locked()
+            blocked_in_time(outbound, stage="sign", seconds=0.3)
+            assert lock.locked()
         finally:
             lock.release()
-    blocked = call.raised
-    assert isinstance(blocked, Blocked) and blocked.stage == "sign"
-    assert blocked.reason.startswith("timed out after 0.3 s")
