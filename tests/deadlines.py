@@ -110,7 +110,7 @@ def writing(path: str | Path) -> Iterator[sqlite3.Connection]:
 
 
 def blocked_in_time(fn: Callable[[], object], *, stage: str, seconds: float) -> Blocked:
-    """``fn`` (a gate path, run without a deadline of its own) returns blocked at ``stage``, timed out in time.
+    """``fn`` (a gate path, with no deadline of its own) returns Blocked at ``stage``, "timed out after ``seconds``".
 
     The caller checks that what the stage waited for is still held: it gave up, it did not get through.
     """
