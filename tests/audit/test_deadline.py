@@ -22,7 +22,7 @@ from deadlines import start
 from stagekit import CLOUD, DEVICE, Pseudonymizer, RegexDetector, SimplePolicy
 
 from trustlayer import deadline
-from trustlayer.audit._writer import GroupCommitter, Waiter
+from trustlayer.audit._writer import SWEEP_AFTER, GroupCommitter, Waiter
 from trustlayer.audit.sqlite_store import SQLiteStore
 from trustlayer.audit.verify import verify_log
 from trustlayer.errors import Blocked, DeadlineExceeded
@@ -47,8 +47,11 @@ def write_locked(path: Path) -> Iterator[sqlite3.Connection]:
         conn.close()
 
 
-def check_log(path: Path, ring: Keyring, returned: dict[int, bytes], sent: Sequence[bytes]) -> None:
-    """The log verifies, each returned index holds its caller's envelope, and no envelope is there twice."""
+def check_log(path: Path, ring: Keyring, returned: dict[int, bytes], sent: Sequence[bytes]) -> list[bytes]:
+    """The log verifies, each returned index holds its caller's envelope, and no envelope is there twice.
+
+    Returns the stored envelopes, in order.
+    """
     with SQLiteStore(path) as reader:
         report = verify_log(reader, record_keys=ring, log_keys=ring)
         assert report.ok, report.problems
@@ -57,6 +60,7 @@ def check_log(path: Path, ring: Keyring, returned: dict[int, bytes], sent: Seque
         assert stored[index] == envelope
     assert len(set(stored)) == len(stored)
     assert set(stored) <= set(sent)
+    return stored
 
 
 @pytest.fixture
@@ -95,8 +99,8 @@ def test_record_gives_up_by_its_deadline_while_another_connection_holds_the_writ
     assert ended[0] > started + SECONDS  # and not before its deadline either
     assert isinstance(call.raised, DeadlineExceeded)
     assert "gave up waiting for the write lock of audit log" in str(call.raised)
-    store.close()  # the writer commits the given-back entry now: an entry may outlive its timed-out caller
-    check_log(db_path, ring, returned, [early, late])
+    store.close()  # the writer takes the given-back batch now, and drops the entry whose caller gave up
+    assert check_log(db_path, ring, returned, [early, late]) == [early]
 
 
 def test_record_under_a_deadline_waits_for_a_write_lock_released_in_time(
@@ -127,7 +131,7 @@ def test_record_gives_up_by_its_deadline_while_another_thread_holds_the_lead(
     assert "gave up waiting for audit store" in str(call.raised) and "to commit the entry" in str(call.raised)
     assert leader.join().value == [0]
     store.close()
-    check_log(db_path, ring, {0: first}, [first, second])
+    assert check_log(db_path, ring, {0: first}, [first, second]) == [first]  # second was still queued: dropped
 
 
 def test_record_gives_up_by_its_deadline_while_a_checkpoint_holds_the_store(
@@ -239,28 +243,84 @@ def test_the_gate_blocks_at_record_when_the_store_cannot_commit_in_time(
     # the hop and then its block signed in the caller's thread: the gate ran the path inline
     assert [thread for thread, _ in sign.signed[1:]] == caller * 2
     store.close()
-    check_log(db_path, ring, {crossed.index: crossed.record.envelope}, [envelope for _, envelope in sign.signed])
+    # The log holds what the callers were told: the hop that crossed, and neither the blocked hop's
+    # entry nor its block's (both callers gave up while their entries were queued).
+    assert "the block itself could not be recorded (record: timed out" in blocked.reason
+    assert check_log(db_path, ring, {crossed.index: crossed.record.envelope},
+                     [envelope for _, envelope in sign.signed]) == [crossed.record.envelope]
 
 
-def test_a_waiter_that_gave_up_is_passed_over_by_its_batch_and_others_keep_their_indices() -> None:
+def _held_flush() -> tuple[threading.Event, list[list[bytes]], object]:
+    """A flush that waits for the returned event before it numbers its batch; the batches it saw."""
     held = threading.Event()
+    seen: list[list[bytes]] = []
 
     def flush(batch: Sequence[bytes]) -> int:
+        seen.append(list(batch))
         held.wait(10)
-        flush.count += len(batch)  # type: ignore[attr-defined]
-        return flush.count - len(batch)  # type: ignore[attr-defined]
+        return sum(map(len, seen)) - len(batch)
 
-    flush.count = 0  # type: ignore[attr-defined]
-    committer = GroupCommitter(flush)
+    return held, seen, flush
+
+
+def test_a_waiter_that_gave_up_while_queued_is_dropped_and_the_others_keep_consecutive_indices() -> None:
+    held, seen, flush = _held_flush()
+    committer = GroupCommitter(flush)  # type: ignore[arg-type]
     head = committer.submit(b"h")  # the writer is inside this batch's flush until `held` is set
-    time.sleep(0.05)
+    while not seen:
+        time.sleep(0.005)
     waiters = [committer.submit(x) for x in (b"a", b"b", b"c")]
     gave_up = start(waiters[1].wait, seconds=0.1).join()
     assert isinstance(gave_up.raised, DeadlineExceeded)
     assert "gave up waiting for the audit store to commit the entry" in str(gave_up.raised)
+    assert "dropped unless its batch is already being written" in str(gave_up.raised)
     held.set()
-    assert [head.wait(), waiters[0].wait(), waiters[2].wait()] == [0, 1, 3]
+    assert [head.wait(), waiters[0].wait(), waiters[2].wait()] == [0, 1, 2]
     committer.close()
+    assert seen == [[b"h"], [b"a", b"c"]]  # b's caller was told it timed out: its entry is not written
+
+
+def test_a_waiter_that_gave_up_once_its_batch_was_taken_is_committed_and_passed_over_by_the_chain() -> None:
+    held, seen, flush = _held_flush()
+    committer = GroupCommitter(flush)  # type: ignore[arg-type]
+    waiters = [committer._enqueue((x,), Waiter(), poke=False) for x in (b"h", b"a", b"b", b"c")]
+    committer._poke()  # the writer takes all four into one batch, and holds in its flush
+    while not seen:
+        time.sleep(0.005)
+    gave_up = start(waiters[2].wait, seconds=0.1).join()
+    assert isinstance(gave_up.raised, DeadlineExceeded)
+    held.set()
+    # b never waits again: the wake-up chain h -> a -> (b) -> c passes over it
+    assert [waiters[0].wait(), waiters[1].wait()] == [0, 1]
+    t0 = time.monotonic()
+    assert waiters[3].wait() == 3
+    assert time.monotonic() - t0 < SWEEP_AFTER  # woken through the chain, not by the writer's sweep
+    committer.close()
+    assert seen == [[b"h", b"a", b"b", b"c"]]
+
+
+def test_the_entry_of_an_async_caller_cancelled_while_it_was_queued_is_dropped() -> None:
+    import asyncio
+
+    held, seen, flush = _held_flush()
+    committer = GroupCommitter(flush)  # type: ignore[arg-type]
+    head = committer.submit(b"h")  # the writer is inside this batch's flush until `held` is set
+    while not seen:
+        time.sleep(0.005)
+
+    async def main() -> tuple[int, int]:
+        cancelled = asyncio.ensure_future(committer.submit_async(b"cancelled"))
+        kept = asyncio.ensure_future(committer.submit_async(b"kept"))
+        await asyncio.sleep(0.05)  # both are queued behind the held batch
+        cancelled.cancel()
+        held.set()
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        return await asyncio.to_thread(head.wait), await kept
+
+    assert asyncio.run(main()) == (0, 1)
+    committer.close()
+    assert seen == [[b"h"], [b"kept"]]
 
 
 def test_a_leader_out_of_time_gives_its_batch_back_without_failing_the_others_in_it() -> None:
@@ -281,7 +341,7 @@ def test_a_leader_out_of_time_gives_its_batch_back_without_failing_the_others_in
     assert "gave up waiting for the store's lock" in str(mine.raised)
     assert other.wait() == 0 and other.error is None  # committed by the writer, not failed
     committer.close()
-    assert seen == [[b"other", b"mine"], [b"other", b"mine"]]
+    assert seen == [[b"other", b"mine"], [b"other"]]  # the writer drops the entry of the leader that gave up
 
 
 def test_a_leader_out_of_time_while_the_store_closes_fails_an_async_caller_in_its_batch() -> None:

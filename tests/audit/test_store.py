@@ -361,11 +361,11 @@ def _committer_with_a_held_first_batch() -> tuple[GroupCommitter, threading.Even
     return GroupCommitter(flush), release
 
 
-def test_wake_up_chain_skips_an_abandoned_waiter() -> None:
+def test_an_abandoned_waiter_still_queued_is_dropped_and_the_chain_wakes_the_rest() -> None:
     committer, release = _committer_with_a_held_first_batch()
     head = committer.submit(b"h")
     waiters = [committer.submit(b"x") for _ in range(3)]
-    waiters[1]._abandoned = True  # as if interrupted: it will never call wait() again
+    waiters[1]._abandoned = True  # as if interrupted while queued: it will never call wait() again
     got: list[tuple[int, float]] = []
 
     def wait_last_two() -> None:
@@ -378,7 +378,7 @@ def test_wake_up_chain_skips_an_abandoned_waiter() -> None:
     assert head.wait() == 0
     t.join(5)
     committer.close()
-    assert [index for index, _ in got] == [1, 3]
+    assert [index for index, _ in got] == [1, 2]  # the abandoned entry was not written
     assert got[-1][1] < SWEEP_AFTER  # woken through the chain, not by the writer's sweep
 
 

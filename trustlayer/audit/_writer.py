@@ -31,10 +31,12 @@ Deadlines (``trustlayer.deadline``): when ``append`` runs in a gate stage with a
 every wait in it ends by that deadline and raises ``DeadlineExceeded``. A waiter that
 gives up is abandoned as an interrupted one is (the chain passes over it); an appending
 leader that cannot get the store's write lock in time puts its batch back at the head of
-the queue for the writer and gives up too. Either way the caller's entry stays queued
-and may still be committed after the caller was told it timed out: the gate then blocks
-the message and records the block, and the log stays valid, only with an entry for a
-hop that did not go on. Other callers' entries are never failed by one caller's deadline.
+the queue for the writer and gives up too. The writer drops the entries of callers that
+gave up (out of time, interrupted, or an async caller cancelled) when it takes them from
+the queue, so the log does not claim a hop the gate then blocked. An entry already in a
+batch being written when its caller gives up is committed all the same (a transaction
+under way is not unpicked): the gate blocks that message too and records the block, and
+the log holds both. Other callers' entries are never failed by one caller's deadline.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ __all__ = ["SWEEP_AFTER", "GroupCommitter", "Waiter"]
 
 def _commit_of(store: str) -> str:
     """What a waiter waits for, as ``DeadlineExceeded`` names it."""
-    return f"{store} to commit the entry (it stays queued and may still be committed)"
+    return f"{store} to commit the entry (it is dropped unless its batch is already being written)"
 
 
 _COMMIT = _commit_of("the audit store")
@@ -88,7 +90,8 @@ class Waiter:
         """The entry's index once committed; raises the batch's ``AuditError`` if it failed.
 
         In a gate stage with a deadline, gives up when it passes and raises ``DeadlineExceeded``
-        naming ``what`` it waited for; the entry may still be committed afterwards.
+        naming ``what`` it waited for; the entry is then dropped, unless its batch is already being
+        written.
         """
         lock = self._lock
         if lock is None:
@@ -149,13 +152,15 @@ class GroupCommitter:
             try:
                 self._drain(inline=waiter)
             except DeadlineExceeded as exc:
-                out_of_time = exc  # our batch is back in the queue, for the writer
+                # Our batch is back in the queue, for the writer. Given up before the lead is released,
+                # so the writer cannot take our entry before it knows to drop it.
+                out_of_time = exc
+                waiter._abandon()
             finally:
                 self._lead.release()
             if self._queue:
                 self._poke()  # appended while we committed (or given back): the writer takes those
             if out_of_time is not None:
-                waiter._abandon()
                 raise out_of_time
         else:
             self._poke()  # a batch is being written; the writer commits what it leaves behind
@@ -232,13 +237,17 @@ class GroupCommitter:
         """
         queue = self._queue
         while queue:
-            # whole submissions, up to max_batch envelopes (a larger single one goes alone)
+            # whole submissions, up to max_batch envelopes (a larger single one goes alone), less
+            # those whose callers gave up while they were queued
             batch = [queue.popleft()]
             count = len(batch[0][0])
             while queue and count + len(queue[0][0]) <= self._max_batch:
                 item = queue.popleft()
                 batch.append(item)
                 count += len(item[0])
+            batch = [item for item in batch if not _gave_up(item[1])]
+            if not batch:
+                continue
             try:
                 self._commit(batch, inline)
             except BaseException as exc:
@@ -332,6 +341,11 @@ class GroupCommitter:
             self._closed = True
         self._poke()
         self._thread.join()
+
+
+def _gave_up(waiter: Waiter) -> bool:
+    """Nobody waits for this entry any more: its thread gave up, or its async caller was cancelled."""
+    return waiter._abandoned or (waiter.future is not None and waiter.future.cancelled())
 
 
 def _release(waiter: Waiter) -> None:
