@@ -144,6 +144,35 @@ def test_rolled_back_batch_leaves_the_tree_as_it_was(db_path: Path, log_key: Sig
             store.close()  # no final checkpoint over a damaged log, but the connections are closed
 
 
+def test_a_catch_up_that_failed_partway_is_done_again_by_the_next_batch(
+        db_path: Path, signer: RecordSigner, log_key: SigningKey, trusted: Keyring) -> None:
+    one = SQLiteStore(db_path, log_key=log_key)
+    two = SQLiteStore(db_path, log_key=log_key)
+    sent = [signer.envelope() for _ in range(5)]
+    assert one.record(sent[0]) == 0
+    assert [two.record(sent[1]), two.record(sent[2])] == [1, 2]
+    # Fault injection (as a read error could): one's catch-up with two's two entries fails after
+    # the first. Nothing else commits before one's next batch.
+    real_append, calls = one._tree.append, []
+
+    def append_then_fail(leaf: bytes) -> int:
+        calls.append(leaf)
+        if len(calls) == 2:
+            raise sqlite3.OperationalError("disk I/O error")
+        return real_append(leaf)
+
+    one._tree.append = append_then_fail  # type: ignore[method-assign]
+    with pytest.raises(AuditError, match="disk I/O error"):
+        one.record(sent[3])
+    assert one._tree.size == 1  # rolled back to what it was before the batch
+    assert one.record(sent[4]) == 3  # caught up again: no index collision with two's entries
+    one.close()
+    two.close()
+    with SQLiteStore(db_path) as reader:
+        assert [e.envelope for e in reader.entries()] == [*sent[:3], sent[4]]
+        assert verify_log(reader, record_keys=trusted, log_keys=trusted).ok
+
+
 def test_two_writers_on_one_file_take_turns_without_gaps_and_each_sees_the_others_checkpoints(
         db_path: Path, signer: RecordSigner, log_key: SigningKey, trusted: Keyring) -> None:
     # Two stores on one file, as two processes would be: each batch must catch up with the other's

@@ -79,6 +79,7 @@ class SQLLogStore(ReviewMixin, ABC):
         self._checkpoint_every = checkpoint_every
         self._what = f"audit store {self._describe()}"  # for DeadlineExceeded
         self._checkpointed: int | None = None  # size of the latest checkpoint, when known for certain
+        self._resync = False  # the next batch catches the tree up even if no other writer committed since
         self._tree = MerkleTree()
         self._tree_lock = threading.Lock()
         self._read_lock = threading.Lock()
@@ -262,9 +263,11 @@ class SQLLogStore(ReviewMixin, ABC):
         first = self._tree.size
         committing = False
         try:
-            if self._changed_by_others(conn):
+            # (data_version is read every batch, so that its last value is the one this batch saw)
+            if self._changed_by_others(conn) or self._resync:
                 self._sync_tree(conn)  # their entries come before ours
                 self._checkpointed = None
+                self._resync = False
             first = self._tree.size
             now = _now_us()
             leaves = [leaf_hash(envelope) for envelope in envelopes]
@@ -285,6 +288,9 @@ class SQLLogStore(ReviewMixin, ABC):
             conn.execute("ROLLBACK")
             self._tree.truncate(first)
             self._checkpointed = None
+            # A catch-up that failed partway was rolled back with the rest: the next batch must read
+            # the others' entries again, though the database will not say they changed (they did not).
+            self._resync = True
             # Rolled back before COMMIT: nothing was written, the batch may be tried again. A failed
             # COMMIT stays an error of the batch (whether it took effect is not always known).
             if not committing and self._timed_out(exc):
