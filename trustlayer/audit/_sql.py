@@ -263,7 +263,7 @@ class SQLLogStore(ReviewMixin, ABC):
         first = self._tree.size
         committing = False
         try:
-            # (data_version is read every batch, so that its last value is the one this batch saw)
+            # _changed_by_others first, in every batch: it notes what this batch saw for the next one
             if self._changed_by_others(conn) or self._resync:
                 self._sync_tree(conn)  # their entries come before ours
                 self._checkpointed = None
