@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from audit_recordkit import SALT, RecordSigner, keyring
+from committerkit import held_committer, inside_first_flush
 from deadlines import start
 from stagekit import CLOUD, DEVICE, Pseudonymizer, RegexDetector, SimplePolicy
 
@@ -250,25 +251,9 @@ def test_the_gate_blocks_at_record_when_the_store_cannot_commit_in_time(
                      [envelope for _, envelope in sign.signed]) == [crossed.record.envelope]
 
 
-def _held_flush() -> tuple[threading.Event, list[list[bytes]], object]:
-    """A flush that waits for the returned event before it numbers its batch; the batches it saw."""
-    held = threading.Event()
-    seen: list[list[bytes]] = []
-
-    def flush(batch: Sequence[bytes]) -> int:
-        seen.append(list(batch))
-        held.wait(10)
-        return sum(map(len, seen)) - len(batch)
-
-    return held, seen, flush
-
-
 def test_a_waiter_that_gave_up_while_queued_is_dropped_and_the_others_keep_consecutive_indices() -> None:
-    held, seen, flush = _held_flush()
-    committer = GroupCommitter(flush)  # type: ignore[arg-type]
-    head = committer.submit(b"h")  # the writer is inside this batch's flush until `held` is set
-    while not seen:
-        time.sleep(0.005)
+    committer, held, seen = held_committer()
+    head = inside_first_flush(committer, seen)  # the writer flushes it until `held` is set
     waiters = [committer.submit(x) for x in (b"a", b"b", b"c")]
     gave_up = start(waiters[1].wait, seconds=0.1).join()
     assert isinstance(gave_up.raised, DeadlineExceeded)
@@ -281,8 +266,7 @@ def test_a_waiter_that_gave_up_while_queued_is_dropped_and_the_others_keep_conse
 
 
 def test_a_waiter_that_gave_up_once_its_batch_was_taken_is_committed_and_passed_over_by_the_chain() -> None:
-    held, seen, flush = _held_flush()
-    committer = GroupCommitter(flush)  # type: ignore[arg-type]
+    committer, held, seen = held_committer()
     waiters = [committer._enqueue((x,), Waiter(), poke=False) for x in (b"h", b"a", b"b", b"c")]
     committer._poke()  # the writer takes all four into one batch, and holds in its flush
     while not seen:
@@ -302,11 +286,8 @@ def test_a_waiter_that_gave_up_once_its_batch_was_taken_is_committed_and_passed_
 def test_the_entry_of_an_async_caller_cancelled_while_it_was_queued_is_dropped() -> None:
     import asyncio
 
-    held, seen, flush = _held_flush()
-    committer = GroupCommitter(flush)  # type: ignore[arg-type]
-    head = committer.submit(b"h")  # the writer is inside this batch's flush until `held` is set
-    while not seen:
-        time.sleep(0.005)
+    committer, held, seen = held_committer()
+    head = inside_first_flush(committer, seen)  # the writer flushes it until `held` is set
 
     async def main() -> tuple[int, int]:
         cancelled = asyncio.ensure_future(committer.submit_async(b"cancelled"))

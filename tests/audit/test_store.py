@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from audit_recordkit import SALT, RecordSigner, keyring
+from committerkit import held_committer, inside_first_flush
 from concurrency import run_in_threads
 
 from trustlayer.audit._writer import SWEEP_AFTER, GroupCommitter
@@ -375,24 +376,9 @@ def test_record_many_appends_at_consecutive_indices(db_path: Path, signer: Recor
         assert verify_log(store, record_keys=ring, log_keys=ring).ok
 
 
-def _committer_with_a_held_first_batch() -> tuple[GroupCommitter, threading.Event]:
-    """A committer whose first flush waits for the event, so later submissions form one batch."""
-    release = threading.Event()
-    flushed: list[int] = []
-
-    def flush(batch: object) -> int:
-        if not flushed:
-            release.wait(10)
-        first = sum(flushed)
-        flushed.append(len(batch))  # type: ignore[arg-type]
-        return first
-
-    return GroupCommitter(flush), release
-
-
 def test_an_abandoned_waiter_still_queued_is_dropped_and_the_chain_wakes_the_rest() -> None:
-    committer, release = _committer_with_a_held_first_batch()
-    head = committer.submit(b"h")
+    committer, release, seen = held_committer()
+    head = inside_first_flush(committer, seen)
     waiters = [committer.submit(b"x") for _ in range(3)]
     waiters[1]._abandoned = True  # as if interrupted while queued: it will never call wait() again
     got: list[tuple[int, float]] = []
@@ -412,8 +398,8 @@ def test_an_abandoned_waiter_still_queued_is_dropped_and_the_chain_wakes_the_res
 
 
 def test_a_waiter_waited_for_out_of_order_is_released_by_the_sweep() -> None:
-    committer, release = _committer_with_a_held_first_batch()
-    committer.submit(b"h")
+    committer, release, seen = held_committer()
+    inside_first_flush(committer, seen)
     waiters = [committer.submit(b"x") for _ in range(3)]
     release.set()
     got: list[int] = []
@@ -463,7 +449,7 @@ def test_an_uncontended_append_commits_in_the_calling_thread() -> None:
 
 
 def test_an_append_while_a_batch_is_being_written_is_committed_by_the_next_leader() -> None:
-    committer, release = _committer_with_a_held_first_batch()
+    committer, release, _ = held_committer()
     first: list[int] = []
     leader = threading.Thread(target=lambda: first.append(committer.append((b"h",))))
     leader.start()
