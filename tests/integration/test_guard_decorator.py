@@ -144,6 +144,26 @@ def test_blocked_call_never_runs_the_function(cloud: tuple[Upstream, str]) -> No
     assert ran == []
 
 
+def test_a_turn_the_gate_cannot_inspect_is_refused_without_quoting_it(cloud: tuple[Upstream, str]) -> None:
+    _, url = cloud
+    layer, _ = make_layer(url)
+    sent: list[Any] = []
+
+    @guard(to="cloud", layer=layer)
+    def chat(messages: list[dict[str, Any]]) -> str:
+        sent.append(messages)
+        return "ok"
+
+    legacy_call = {"role": "assistant", "content": None,
+                   "function_call": {"name": "save_key", "arguments": json.dumps({"key": KEY})}}
+    with pytest.raises(Blocked, match="messages\\[1\\] field 'function_call' is not understood") as legacy:
+        chat([{"role": "user", "content": "hi"}, legacy_call])
+    with pytest.raises(Blocked, match="not valid") as invalid:
+        chat([{"role": "user", "content": [{"type": "input_text", "text": f"my key {KEY}"}]}])
+    assert sent == []
+    assert KEY not in str(legacy.value) and KEY not in str(invalid.value)
+
+
 def test_guard_needs_a_destination() -> None:
     from trustlayer.errors import ConfigError
 

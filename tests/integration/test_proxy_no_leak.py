@@ -201,3 +201,40 @@ def test_completions_prompt_given_as_a_one_item_list(stack: tuple[Upstream, str,
     assert reply.status_code == 200, reply.text
     assert reply.json()["choices"][0]["text"] == f"You said: key {SECRET}"
     assert_nothing_raw(upstream, SECRET)
+
+
+# Fields of a turn the gate does not inspect, each carrying the raw value (as clients send them back).
+_UNINSPECTED_TURN_FIELDS = {
+    "legacy function_call of an earlier assistant turn": {
+        "role": "assistant", "content": None,
+        "function_call": {"name": "save_key", "arguments": json.dumps({"key": SECRET})}},
+    "refusal of an earlier assistant turn": {"role": "assistant", "content": "no", "refusal": f"not {SECRET}"},
+    "reasoning of an earlier assistant turn": {"role": "assistant", "content": "ok", "reasoning_content": SECRET},
+    "extra key of a text part": {"role": "user", "content": [{"type": "text", "text": "hi", "note": SECRET}]},
+    "extra key of a tool call's function": {"role": "assistant", "tool_calls": [
+        {"id": "call_0", "type": "function", "function": {"name": "f", "arguments": "{}", "note": SECRET}}]},
+}
+
+
+@pytest.mark.parametrize("turn", list(_UNINSPECTED_TURN_FIELDS.values()), ids=list(_UNINSPECTED_TURN_FIELDS))
+def test_a_turn_field_the_gate_does_not_inspect_never_crosses(stack: tuple[Upstream, str, ListRecorder],
+                                                              upstream: Upstream, turn: dict[str, Any]) -> None:
+    recorder = stack[2]
+    before = len(recorder.entries)
+    reply = post(stack[1], {"model": "gpt-x", "messages": [{"role": "user", "content": "hi"}, turn,
+                                                           {"role": "user", "content": "go on"}]})
+    assert not any(SECRET in seen.everything() for seen in upstream.received), "the raw value reached the upstream"
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["error"]["code"] == "invalid_request" and SECRET not in reply.text
+    assert recorder.directions()[before:] == ["block"]
+
+
+def test_empty_fields_of_an_sdk_dumped_assistant_turn_still_cross(stack: tuple[Upstream, str, ListRecorder],
+                                                                  upstream: Upstream) -> None:
+    # What `response.choices[0].message.model_dump()` of the openai SDK appends to a conversation.
+    earlier = {"role": "assistant", "content": f"noted {SECRET}", "refusal": None, "function_call": None,
+               "audio": None, "annotations": [], "tool_calls": None}
+    reply = post(stack[1], {"model": "gpt-x", "messages": [{"role": "user", "content": f"note {SECRET}"}, earlier,
+                                                           {"role": "user", "content": "thanks"}]})
+    assert reply.status_code == 200, reply.text
+    assert_nothing_raw(upstream, SECRET)

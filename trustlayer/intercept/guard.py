@@ -28,7 +28,7 @@ from pydantic import BaseModel
 
 from trustlayer.errors import Blocked, ConfigError
 from trustlayer.gate import Outbound
-from trustlayer.intercept.openai_wire import apply_response, conversation_id_for, response_message
+from trustlayer.intercept.openai_wire import apply_response, chat_message, conversation_id_for, response_message
 from trustlayer.intercept.sse import ChunkRewriter
 from trustlayer.layer import TrustLayer
 from trustlayer.types import Message, VerifyRequirement
@@ -137,7 +137,7 @@ def _to_message(value: Any, layer: TrustLayer) -> tuple[Message, Shape]:
     if isinstance(value, list | tuple) and all(isinstance(m, Mapping) for m in value):
         turns = [dict(m) for m in value]
         cid = cid or conversation_id_for({"messages": turns}, layer.secret)
-        return Message.from_openai(turns, conversation_id=cid), "messages"
+        return chat_message(turns, conversation_id=cid), "messages"
     raise Blocked("parse", f"the guarded argument is a {type(value).__name__}; expected a prompt string or "
                   "a list of OpenAI chat messages")
 

@@ -15,7 +15,7 @@ message naming the field. ``user`` is replaced by a keyed digest.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -29,6 +29,7 @@ from trustlayer.types import Message
 __all__ = [
     "WireRequest",
     "apply_response",
+    "chat_message",
     "conversation_id_for",
     "is_llm_path",
     "parse_request",
@@ -45,6 +46,14 @@ _SAFE_FIELDS = frozenset({
     "tool_choice", "response_format", "logprobs", "top_logprobs", "parallel_tool_calls", "functions",
     "function_call", "reasoning_effort", "service_tier", "store", "echo", "best_of", "suffix_omitted",
 })
+
+# The fields of a turn (and of its text parts and tool calls) that the gate inspects or that
+# hold no free text. Any other field (a legacy ``function_call``, a ``refusal``, reasoning
+# text) would cross uninspected, so it may only be empty, as the openai SDK's dumps leave it.
+_TURN_FIELDS = frozenset({"role", "content", "name", "tool_calls", "tool_call_id"})
+_PART_FIELDS = frozenset({"type", "text"})
+_CALL_FIELDS = frozenset({"id", "type", "function"})
+_FUNCTION_FIELDS = frozenset({"name", "arguments"})
 
 
 def is_llm_path(path: str) -> Kind | None:
@@ -114,7 +123,7 @@ def parse_request(path: str, body: Any, *, conversation_id: str, user_key: bytes
             messages = body.get("messages")
             if not isinstance(messages, list) or not messages:
                 raise Blocked("parse", "a chat request needs a non-empty 'messages' list")
-            return WireRequest(kind, Message.from_openai(messages, conversation_id=conversation_id), fields, stream)
+            return WireRequest(kind, chat_message(messages, conversation_id=conversation_id), fields, stream)
         prompt: Any = body.get("prompt")
         as_list = isinstance(prompt, list)
         if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
@@ -126,6 +135,41 @@ def parse_request(path: str, body: Any, *, conversation_id: str, user_key: bytes
         first = exc.errors()[0]
         loc = ".".join(str(x) for x in first["loc"])
         raise Blocked("parse", f"request message at {loc or 'top level'} is not valid: {first['msg']}") from None
+
+
+def chat_message(messages: Sequence[Any], *, conversation_id: str) -> Message:
+    """OpenAI chat ``messages`` as a ``Message``; ``Blocked`` when a turn holds text the gate would not see.
+
+    The block's reason names the turn and the field, never the value (pydantic's own
+    errors quote the input).
+    """
+    for i, turn in enumerate(messages):
+        if not isinstance(turn, Mapping):
+            raise Blocked("parse", f"messages[{i}] must be a JSON object, found {type(turn).__name__}")
+        _only_known(turn, _TURN_FIELDS, f"messages[{i}]")
+        content = turn.get("content")
+        for j, part in enumerate(content if isinstance(content, list) else ()):
+            if isinstance(part, Mapping):
+                _only_known(part, _PART_FIELDS, f"messages[{i}].content[{j}]")
+        calls = turn.get("tool_calls")
+        for j, call in enumerate(calls if isinstance(calls, list) else ()):
+            if isinstance(call, Mapping):
+                _only_known(call, _CALL_FIELDS, f"messages[{i}].tool_calls[{j}]")
+                function = call.get("function")
+                if isinstance(function, Mapping):
+                    _only_known(function, _FUNCTION_FIELDS, f"messages[{i}].tool_calls[{j}].function")
+    try:
+        return Message.from_openai(messages, conversation_id=conversation_id)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(x) for x in first["loc"])
+        raise Blocked("parse", f"request message at {loc or 'top level'} is not valid: {first['msg']}") from None
+
+
+def _only_known(obj: Mapping[str, Any], known: frozenset[str], where: str) -> None:
+    for name, value in obj.items():
+        if name not in known and value not in (None, "", [], {}):
+            raise Blocked("parse", f"{where} field {shown(name)} is not understood by the gate, so it may not cross")
 
 
 def rebuild_request(request: WireRequest, message: Message) -> dict[str, Any]:
