@@ -86,3 +86,14 @@ def test_operators_mask_drop_hash(fast: Redactor) -> None:
     assert out.text.endswith("ip ")
     again = fast.transform(msg, findings, {"EMAIL_ADDRESS": Operator.HASH})
     assert again.text is not None and out.text.split("mail ")[1].split(",")[0] in again.text  # stable hash
+
+
+def test_stream_restores_a_bare_placeholder_right_after_non_ascii_letters(vault: Vault) -> None:
+    # Chinese and Japanese put no space before a word; whole-text restore matches there, so must the stream.
+    bare = vault.pseudonym("c", "PERSON", "Grace")[1:-1]
+    for text in (f"你好{bare}，欢迎", f"café{bare} x"):
+        whole = restore_text(vault, "c", text)
+        assert "Grace" in whole
+        for cut in range(len(text) + 1):
+            s = StreamingRestorer(vault, "c")
+            assert s.feed(text[:cut]) + s.feed(text[cut:]) + s.flush() == whole, cut

@@ -103,7 +103,9 @@ class StreamingRestorer:
                 hold = min(hold, match.start() - len(self._context))
         for i in range(max(0, n - placeholders.MAX_LENGTH), n):
             ch = buf[i]
-            boundary = i == 0 and not (self._context[-1:].isalnum()) or i > 0 and not buf[i - 1].isalnum()
+            before = buf[i - 1] if i > 0 else self._context[-1:]
+            # The pattern's look-behind is ASCII: a placeholder can follow "你好" or "café" directly.
+            boundary = not (before.isascii() and before.isalnum())
             if (ch in "<[{" or ch.isalpha() and boundary) and placeholders.could_start(buf[i:]):
                 hold = min(hold, i)
                 break
