@@ -97,3 +97,12 @@ def test_stream_restores_a_bare_placeholder_right_after_non_ascii_letters(vault:
         for cut in range(len(text) + 1):
             s = StreamingRestorer(vault, "c")
             assert s.feed(text[:cut]) + s.feed(text[cut:]) + s.flush() == whole, cut
+
+
+def test_stream_holds_a_placeholder_whose_closing_bracket_may_follow_a_space(vault: Vault) -> None:
+    p = vault.pseudonym("c", "PERSON", "Grace")
+    for text in (f"Hi {p[:-1]} > ok", f"Hi {p[:-1]}\t> ok"):
+        assert restore_text(vault, "c", text) == "Hi Grace ok"
+        for cut in range(len(text) + 1):
+            s = StreamingRestorer(vault, "c")
+            assert s.feed(text[:cut]) + s.feed(text[cut:]) + s.flush() == "Hi Grace ok", cut

@@ -97,9 +97,12 @@ class StreamingRestorer:
         buf = self._buffer
         n = len(buf)
         hold = n
-        # A complete match touching the end may still grow (a closing bracket, more hex).
-        for match in placeholders.PATTERN.finditer(self._context + buf, len(self._context)):
-            if match.end() >= len(self._context) + n:
+        # A complete match touching the end may still grow (a closing bracket, more hex), also
+        # across the one space or tab the pattern allows before a closing bracket.
+        full = self._context + buf
+        for match in placeholders.PATTERN.finditer(full, len(self._context)):
+            tail = full[match.end():]
+            if not tail or tail in (" ", "\t") and full[match.end() - 1] not in ">]}":
                 hold = min(hold, match.start() - len(self._context))
         for i in range(max(0, n - placeholders.MAX_LENGTH), n):
             ch = buf[i]
