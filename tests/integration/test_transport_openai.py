@@ -147,6 +147,19 @@ def test_non_llm_requests_are_refused_unless_passthrough(upstream: tuple[Upstrea
     assert len(state.received) == before  # the route does not exist upstream: Starlette 404 before recording
 
 
+def test_passthrough_never_forwards_an_llm_call_to_an_undeclared_endpoint(upstream: tuple[Upstream, str]) -> None:
+    state, url = upstream
+    layer, rec = layer_for(url)
+    before = len(state.received)
+    undeclared = url.replace("127.0.0.1", "localhost")  # the same server, under a URL no endpoint declares
+    with httpx.Client(transport=TrustTransport(layer, passthrough=True)) as client:
+        r = client.post(undeclared + "/v1/chat/completions",
+                        json={"model": "m", "messages": [{"role": "user", "content": f"use {KEY}"}]})
+    assert not any(KEY in seen.everything() for seen in state.received[before:]), "the raw value was forwarded"
+    assert r.status_code == 400 and "not addressed to a declared endpoint" in r.json()["error"]["message"]
+    assert rec.directions() == ["block"]
+
+
 class _Exploding:
     def detect(self, message: object, *, entities: object = None) -> list[object]:
         raise RuntimeError("detector crashed")

@@ -103,11 +103,14 @@ class TrustTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
     def _parse(self, request: httpx.Request, body: bytes) -> tuple[WireRequest, Endpoint] | None:
         kind = is_llm_path(request.url.path) if request.method == "POST" else None
         endpoint = self._endpoint(request) if kind else None
-        if kind is None or endpoint is None:
+        if kind is None:
             if self._passthrough_allowed():
                 return None
-            what = "not an OpenAI chat/completions call" if kind is None else "not addressed to a declared endpoint"
-            raise self._refuse("parse", f"the {request.method} request is {what}, and pass-through is off")
+            raise self._refuse("parse", f"the {request.method} request is not an OpenAI chat/completions call, "
+                               "and pass-through is off")
+        if endpoint is None:
+            # Pass-through is for non-LLM requests: an LLM call the gate cannot route is never sent ungated.
+            raise self._refuse("parse", "the LLM request is not addressed to a declared endpoint")
         for name in request.url.params:
             if name not in _SAFE_QUERY:
                 raise self._refuse("parse", f"query parameter {shown(name)} is not understood by the gate")
