@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from trustlayer.redaction import checksums
+from trustlayer.redaction import Redactor, checksums
+from trustlayer.types import Message
 
 
 @pytest.mark.parametrize(("check", "good", "bad"), [
@@ -32,3 +33,24 @@ def test_checksums_never_raise_on_junk(junk):
         fn = getattr(checksums, name)
         if callable(fn):
             assert fn(junk) in (True, False)
+
+
+def _with_check_digits(country: str, bban: str) -> str:
+    """A synthetic IBAN: ``bban`` under ``country`` with the ISO 7064 check digits that make it valid."""
+    number = int("".join(str(int(c, 36)) for c in bban + country + "00"))
+    return f"{country}{98 - number % 97:02d}{bban}"
+
+
+# Countries the SWIFT IBAN registry added from 2021 on, with made-up account numbers of their lengths.
+@pytest.mark.parametrize(("country", "bban"), [
+    ("BI", "10000100010000332045181"), ("DJ", "00010000000154000100186"), ("FK", "SC123456789012"),
+    ("HN", "CABF00000000000250005469"), ("LY", "002048000020100120361"), ("MN", "1234123456789123"),
+    ("NI", "BAPR00000013000003558124"), ("OM", "0180000001299123456"), ("RU", "04452560040702810412345678901"),
+    ("SD", "21290105012340"), ("SO", "1000001001000100141"), ("YE", "CBYE0001018861234567891234"),
+])
+def test_iban_of_every_registry_country_is_found(fast: Redactor, country: str, bban: str) -> None:
+    value = _with_check_digits(country, bban)
+    assert checksums.iban(value)
+    out, findings = fast.redact(Message.from_text(f"please wire it to {value} today", conversation_id="c"))
+    assert out.text is not None and value not in out.text
+    assert [f.entity_type for f in findings] == ["IBAN_CODE"]
