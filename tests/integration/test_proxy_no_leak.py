@@ -238,3 +238,26 @@ def test_empty_fields_of_an_sdk_dumped_assistant_turn_still_cross(stack: tuple[U
                                                            {"role": "user", "content": "thanks"}]})
     assert reply.status_code == 200, reply.text
     assert_nothing_raw(upstream, SECRET)
+
+
+@pytest.mark.parametrize("field", [
+    {"suffix_omitted": f"key {SECRET}"},
+    {"stream_options": {"include_usage": True, "note": SECRET}},
+    {"stream_options": {SECRET: True}},
+    {"logit_bias": {SECRET: 1}},
+], ids=["made-up suffix_omitted", "stream_options note", "stream_options key", "logit_bias key"])
+def test_a_top_level_field_that_could_carry_text_never_crosses(stack: tuple[Upstream, str, ListRecorder],
+                                                               upstream: Upstream, field: dict[str, Any]) -> None:
+    reply = post(stack[1], {"model": "gpt-x", "messages": [{"role": "user", "content": "hi"}], **field})
+    assert not any(SECRET in seen.everything() for seen in upstream.received), "the raw value reached the upstream"
+    assert reply.status_code == 400, reply.text
+    assert SECRET not in reply.text
+
+
+def test_well_formed_stream_options_and_logit_bias_still_cross(stack: tuple[Upstream, str, ListRecorder],
+                                                               upstream: Upstream) -> None:
+    reply = post(stack[1], {"model": "gpt-x", "messages": [{"role": "user", "content": "hi"}], "stream": True,
+                            "stream_options": {"include_usage": True}, "logit_bias": {"50256": -100}})
+    assert reply.status_code == 200, reply.text
+    sent = upstream.last().json()
+    assert sent["stream_options"] == {"include_usage": True} and sent["logit_bias"] == {"50256": -100}

@@ -15,7 +15,7 @@ message naming the field. ``user`` is replaced by a keyed digest.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -44,8 +44,17 @@ _SAFE_FIELDS = frozenset({
     "model", "temperature", "top_p", "n", "stream", "stream_options", "stop", "max_tokens",
     "max_completion_tokens", "presence_penalty", "frequency_penalty", "logit_bias", "seed", "tools",
     "tool_choice", "response_format", "logprobs", "top_logprobs", "parallel_tool_calls", "functions",
-    "function_call", "reasoning_effort", "service_tier", "store", "echo", "best_of", "suffix_omitted",
+    "function_call", "reasoning_effort", "service_tier", "store", "echo", "best_of",
 })
+
+# Safe fields that are free-form JSON in principle: only their documented shape may cross.
+_STREAM_OPTIONS = frozenset({"include_usage", "include_obfuscation"})
+_SHAPES: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "stream_options": ("an object of 'include_usage'/'include_obfuscation' flags", lambda v: isinstance(v, dict)
+                       and all(k in _STREAM_OPTIONS and isinstance(x, bool) for k, x in v.items())),
+    "logit_bias": ("an object mapping token ids to numbers", lambda v: isinstance(v, dict) and all(
+        isinstance(k, str) and k.isdigit() and isinstance(x, int | float) for k, x in v.items())),
+}
 
 # The fields of a turn (and of its text parts and tool calls) that the gate inspects or that
 # hold no free text. Any other field (a legacy ``function_call``, a ``refusal``, reasoning
@@ -114,6 +123,9 @@ def parse_request(path: str, body: Any, *, conversation_id: str, user_key: bytes
                 raise Blocked("parse", "request field 'user' must be a string")
             fields["user"] = "u-" + hmac_sha256(user_key, value.encode()).hex()[:24]
         elif name in _SAFE_FIELDS:
+            shape = _SHAPES.get(name)
+            if shape is not None and not shape[1](value):
+                raise Blocked("parse", f"request field {name!r} must be {shape[0]}, so that no text crosses in it")
             fields[name] = value
         else:
             raise Blocked("parse", f"request field {shown(name)} is not understood by the gate, so it may not cross")
