@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from trustlayer.redaction import PATTERN_ENTITY_TYPES, Redactor
@@ -107,3 +109,18 @@ def test_pattern_types_are_declared() -> None:
 
     emitted = {r.entity_type for rec in pattern_recognizers() for r in rec.rules}
     assert emitted - {"PERSON", "LOCATION"} <= PATTERN_ENTITY_TYPES
+
+
+@pytest.mark.parametrize("url", ["http://10.1.2.3/reset?email=ada@example.org",
+                                 "http://[2001:db8::7]/u/ada@example.org/profile"])
+def test_email_in_a_url_with_an_ip_address_host_is_redacted(fast: Redactor, url: str) -> None:
+    # The e-mail pattern's local part reaches back over the host; the validated address won that overlap
+    # and the e-mail was dropped whole.
+    text = f"open {url} now"
+    tool_call = Message.from_openai([{"role": "assistant", "tool_calls": [{"id": "1", "type": "function", "function": {
+        "name": "fetch", "arguments": json.dumps({"url": url})}}]}], conversation_id="t")
+    for msg in (Message.from_text(text, conversation_id="t"), tool_call):
+        out, _ = fast.redact(msg)
+        wire = json.dumps(out.to_openai())
+        assert "ada@example.org" not in wire and "10.1.2.3" not in wire and "2001:db8::7" not in wire
+        assert fast.restore(out) == msg
