@@ -146,7 +146,7 @@ def test_blocked_call_never_runs_the_function(cloud: tuple[Upstream, str]) -> No
 
 def test_a_turn_the_gate_cannot_inspect_is_refused_without_quoting_it(cloud: tuple[Upstream, str]) -> None:
     _, url = cloud
-    layer, _ = make_layer(url)
+    layer, rec = make_layer(url)
     sent: list[Any] = []
 
     @guard(to="cloud", layer=layer)
@@ -162,6 +162,8 @@ def test_a_turn_the_gate_cannot_inspect_is_refused_without_quoting_it(cloud: tup
         chat([{"role": "user", "content": [{"type": "input_text", "text": f"my key {KEY}"}]}])
     assert sent == []
     assert KEY not in str(legacy.value) and KEY not in str(invalid.value)
+    assert rec.directions() == ["block", "block"]  # refused before the gate proper, and still recorded
+    assert all(KEY.encode() not in entry for entry in rec.entries)
 
 
 def test_guard_needs_a_destination() -> None:

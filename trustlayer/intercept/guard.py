@@ -130,6 +130,15 @@ def _answer_shape(func: Callable[..., Any]) -> Answer:
 
 
 def _to_message(value: Any, layer: TrustLayer) -> tuple[Message, Shape]:
+    try:
+        return _parsed(value, layer)
+    except Blocked as blocked:
+        # A refusal before the gate proper is still a block, and every block is recorded.
+        empty = Message.from_text("", conversation_id="unparsed")
+        raise layer.gate.record_block(blocked.stage, blocked.reason, empty, layer.route_to(layer.me.id)) from None
+
+
+def _parsed(value: Any, layer: TrustLayer) -> tuple[Message, Shape]:
     cid = current_conversation()
     if isinstance(value, str):
         return Message.from_text(value, conversation_id=cid or conversation_id_for({"prompt": value}, layer.secret)), \
