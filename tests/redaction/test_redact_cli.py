@@ -65,6 +65,22 @@ def test_policy_reroute_exits_1_and_still_prints_nothing_raw(runner: CliRunner) 
     (["--jsonl"], b'{"messages": [{"role": "assistant", "tool_calls": [{"id": "1", "type": "function", '
                   b'"function": {"name": "f", "arguments": "{bad"}}]}]}\n',
      r"stdin line 1: turns\[0\]\.tool_calls\[0\]\.function\.arguments: tool-call arguments are not valid JSON"),
+    # Fields redaction does not inspect would be written back in clear: a legacy function_call, a refusal,
+    # an extra key of a text part, a tool call or its function.
+    (["--jsonl"], b'{"messages": [{"role": "assistant", "function_call": {"name": "send", '
+                  b'"arguments": "{\\"to\\": \\"ada@example.org\\"}"}}]}\n',
+     r"stdin line 1: messages\[0\]\.'function_call' is a field redaction does not inspect"),
+    (["--jsonl"], b'{"messages": [{"role": "assistant", "content": "no", "refusal": "not for ada@example.org"}]}\n',
+     r"stdin line 1: messages\[0\]\.'refusal' is a field"),
+    (["--jsonl"], b'{"messages": [{"role": "user", "content": [{"type": "text", "text": "hi", '
+                  b'"ada@example.org": 1}]}]}\n',
+     r"stdin line 1: messages\[0\]\.content\[0\]\.\(a name that is not shown\) is a field"),
+    (["--jsonl"], b'{"messages": [{"role": "assistant", "tool_calls": [{"id": "1", "type": "function", '
+                  b'"note": "ada@example.org", "function": {"name": "f", "arguments": "{}"}}]}]}\n',
+     r"stdin line 1: messages\[0\]\.tool_calls\[0\]\.'note' is a field"),
+    (["--jsonl"], b'{"messages": [{"role": "assistant", "tool_calls": [{"id": "1", "type": "function", '
+                  b'"function": {"name": "f", "arguments": "{}", "input": "ada@example.org"}}]}]}\n',
+     r"stdin line 1: messages\[0\]\.tool_calls\[0\]\.function\.'input' is a field"),
     ([], b"caf\xe9 ada@example.org\n", r"stdin is not valid UTF-8: line 1, byte offset 3"),
     (["--to", "mars"], b"x", r"--to 'mars' is not an endpoint of policy default.yaml \(declared: "),
     (["--policy", "nope.yaml"], b"x", r"nope.yaml"),
