@@ -131,9 +131,9 @@ def _message(obj: Mapping[str, Any], lineno: int, conversation_id: str) -> Messa
             where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
             # The pydantic message names the field and the expectation, never the input value.
             _fail(f"stdin line {lineno}: messages[{i}]{where}: {first['msg']}")
-        where = _uninspected(turns[-1])
-        if where is not None:
-            _fail(f"stdin line {lineno}: messages[{i}]{where} is a field redaction does not inspect; it would be "
+        field = _uninspected(turns[-1])
+        if field is not None:
+            _fail(f"stdin line {lineno}: messages[{i}]{field} is a field redaction does not inspect; it would be "
                   "written back in clear, so it may only be empty")
     return Message(conversation_id=conversation_id, turns=tuple(turns))
 
