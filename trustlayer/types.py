@@ -162,6 +162,27 @@ class Turn(BaseModel):
         """The turn as an OpenAI chat message dict, without unset fields."""
         return self.model_dump(mode="json", exclude_none=True)
 
+    def uninspected(self) -> tuple[str, str] | None:
+        """The first non-empty field of this turn that no stage reads, as ``(where, name)``; else None.
+
+        ``where`` is ``""`` for the turn itself, or ``.content[j]``, ``.tool_calls[j]`` or
+        ``.tool_calls[j].function``. Such a field (a legacy ``function_call``, a ``refusal``,
+        reasoning text, an extra key of a part or a tool call) is kept and sent on by
+        ``to_openai`` but never inspected, so a caller sending the turn on must refuse it.
+        Empty values (``None``, ``""``, ``[]``, ``{}``), as the openai SDK's dumps leave them, pass.
+        ``name`` may be free text: show it with ``trustlayer._safe.shown``.
+        """
+        models: list[tuple[str, BaseModel]] = [("", self)]
+        if isinstance(self.content, tuple):
+            models += [(f".content[{j}]", part) for j, part in enumerate(self.content)]
+        for j, call in enumerate(self.tool_calls or ()):
+            models += [(f".tool_calls[{j}]", call), (f".tool_calls[{j}].function", call.function)]
+        for where, model in models:
+            for name, value in (model.model_extra or {}).items():
+                if value not in (None, "", [], {}):
+                    return where, name
+        return None
+
 
 # Built once: json.dumps with non-default options would build a new encoder per call.
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)

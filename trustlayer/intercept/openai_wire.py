@@ -56,15 +56,6 @@ _SHAPES: dict[str, tuple[str, Callable[[Any], bool]]] = {
         isinstance(k, str) and k.isdigit() and isinstance(x, int | float) for k, x in v.items())),
 }
 
-# The fields of a turn (and of its text parts and tool calls) that the gate inspects or that
-# hold no free text. Any other field (a legacy ``function_call``, a ``refusal``, reasoning
-# text) would cross uninspected, so it may only be empty, as the openai SDK's dumps leave it.
-_TURN_FIELDS = frozenset({"role", "content", "name", "tool_calls", "tool_call_id"})
-_PART_FIELDS = frozenset({"type", "text"})
-_CALL_FIELDS = frozenset({"id", "type", "function"})
-_FUNCTION_FIELDS = frozenset({"name", "arguments"})
-
-
 def is_llm_path(path: str) -> Kind | None:
     """``chat`` for a ``.../chat/completions`` path, ``completions`` for ``.../completions``, else None."""
     p = path.rstrip("/")
@@ -152,36 +143,26 @@ def parse_request(path: str, body: Any, *, conversation_id: str, user_key: bytes
 def chat_message(messages: Sequence[Any], *, conversation_id: str) -> Message:
     """OpenAI chat ``messages`` as a ``Message``; ``Blocked`` when a turn holds text the gate would not see.
 
-    The block's reason names the turn and the field, never the value (pydantic's own
-    errors quote the input).
+    A non-empty field no stage reads (``Turn.uninspected``) would cross uninspected, so the
+    request is refused. The block's reason names the turn and the field, never the value
+    (pydantic's own errors quote the input).
     """
     for i, turn in enumerate(messages):
         if not isinstance(turn, Mapping):
             raise Blocked("parse", f"messages[{i}] must be a JSON object, found {type(turn).__name__}")
-        _only_known(turn, _TURN_FIELDS, f"messages[{i}]")
-        content = turn.get("content")
-        for j, part in enumerate(content if isinstance(content, list) else ()):
-            if isinstance(part, Mapping):
-                _only_known(part, _PART_FIELDS, f"messages[{i}].content[{j}]")
-        calls = turn.get("tool_calls")
-        for j, call in enumerate(calls if isinstance(calls, list) else ()):
-            if isinstance(call, Mapping):
-                _only_known(call, _CALL_FIELDS, f"messages[{i}].tool_calls[{j}]")
-                function = call.get("function")
-                if isinstance(function, Mapping):
-                    _only_known(function, _FUNCTION_FIELDS, f"messages[{i}].tool_calls[{j}].function")
     try:
-        return Message.from_openai(messages, conversation_id=conversation_id)
+        message = Message.from_openai(messages, conversation_id=conversation_id)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(x) for x in first["loc"])
         raise Blocked("parse", f"request message at {loc or 'top level'} is not valid: {first['msg']}") from None
-
-
-def _only_known(obj: Mapping[str, Any], known: frozenset[str], where: str) -> None:
-    for name, value in obj.items():
-        if name not in known and value not in (None, "", [], {}):
-            raise Blocked("parse", f"{where} field {shown(name)} is not understood by the gate, so it may not cross")
+    for i, parsed in enumerate(message.turns or ()):
+        extra = parsed.uninspected()
+        if extra is not None:
+            where, name = extra
+            raise Blocked("parse", f"messages[{i}]{where} field {shown(name)} is not understood by the gate, "
+                                   "so it may not cross")
+    return message
 
 
 def rebuild_request(request: WireRequest, message: Message) -> dict[str, Any]:

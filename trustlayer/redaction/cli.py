@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
@@ -131,25 +131,11 @@ def _message(obj: Mapping[str, Any], lineno: int, conversation_id: str) -> Messa
             where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
             # The pydantic message names the field and the expectation, never the input value.
             _fail(f"stdin line {lineno}: messages[{i}]{where}: {first['msg']}")
-        field = _uninspected(turns[-1])
-        if field is not None:
-            _fail(f"stdin line {lineno}: messages[{i}]{field} is a field redaction does not inspect; it would be "
-                  "written back in clear, so it may only be empty")
+        extra = turns[-1].uninspected()
+        if extra is not None:
+            _fail(f"stdin line {lineno}: messages[{i}]{extra[0]}.{shown(extra[1])} is a field redaction does not "
+                  "inspect; it would be written back in clear, so it may only be empty")
     return Message(conversation_id=conversation_id, turns=tuple(turns))
-
-
-def _uninspected(turn: Turn) -> str | None:
-    """Where ``turn`` holds a non-empty field beyond those redaction reads (a legacy ``function_call``, ...)."""
-    models: list[tuple[str, BaseModel]] = [("", turn)]
-    if isinstance(turn.content, tuple):
-        models += [(f".content[{j}]", part) for j, part in enumerate(turn.content)]
-    for j, call in enumerate(turn.tool_calls or ()):
-        models += [(f".tool_calls[{j}]", call), (f".tool_calls[{j}].function", call.function)]
-    for where, model in models:
-        for name, value in (model.model_extra or {}).items():
-            if value not in (None, "", [], {}):
-                return f"{where}.{shown(name)}"
-    return None
 
 
 def _lines(text: str) -> Iterator[tuple[int, str]]:
