@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from trustlayer.config import ENV_VAR, Config, load_config
 from trustlayer.errors import ConfigError
@@ -105,11 +106,24 @@ class TrustLayer:
         return found
 
     def endpoint_for_url(self, url: str) -> Endpoint | None:
-        """The declared endpoint whose ``url`` is the longest prefix of ``url``."""
+        """The declared endpoint ``url`` is addressed to: same scheme, host and port, under its path.
+
+        Compared part by part, not as text: ``https://eu.example`` does not cover
+        ``https://eu.example.evil.test/...`` or ``https://eu.example@evil.test/...``, nor ``/v1``
+        cover ``/v10``. Of several that match, the one with the longest path wins.
+        """
+        target = _url_parts(url)
+        if target is None:
+            return None
         best: Endpoint | None = None
+        best_path = ""
         for e in self.endpoints.values():
-            if e.url and url.startswith(e.url.rstrip("/")) and (best is None or len(e.url) > len(best.url or "")):
-                best = e
+            declared = _url_parts(e.url) if e.url else None
+            if declared is None or declared[:3] != target[:3]:
+                continue
+            path = declared[3]
+            if (target[3] == path or target[3].startswith(path + "/")) and (best is None or len(path) > len(best_path)):
+                best, best_path = e, path
         return best
 
     def client(self, endpoint_id: str) -> ChatEndpoint:
@@ -160,3 +174,19 @@ class TrustLayer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _url_parts(url: str) -> tuple[str, str, int, str] | None:
+    """(scheme, host, port, path without a trailing slash) of an http(s) URL; None when it has no such parts."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # an invalid port, or a malformed IPv6 host
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None
+    return scheme, parts.hostname, port if port is not None else _DEFAULT_PORTS[scheme], parts.path.rstrip("/")
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
