@@ -592,11 +592,18 @@ class Gate:
         return InboundStream(self, route, request, self._restorer)
 
     def record_block(self, stage: str, reason: str, message: Message, route: Route,
-                     decision: Decision | None = None) -> Blocked:
-        """Sign and record a block decided outside the gate (e.g. by ``@route``); return the error to raise."""
-        flow = self._block_flow(_Stop(stage, reason), message, route, (), decision)
+                     decision: Decision | None = None, *, request: Outbound | None = None) -> Blocked:
+        """Sign and record a block decided outside the gate (e.g. by ``@route``); return the error to raise.
+
+        ``request``: the block is of the answer to this outbound message (an answer the caller
+        could not read); the block's record names the request's record as its parent.
+        """
+        parents = (request.record.digest,) if request is not None else ()
+        if decision is None and request is not None:
+            decision = request.decision
+        flow = self._block_flow(_Stop(stage, reason), message, route, parents, decision)
         try:
-            self._run(flow, lambda stop: self._block_flow(stop, message, route, (), decision))
+            self._run(flow, lambda stop: self._block_flow(stop, message, route, parents, decision))
         except Blocked as blocked:
             return blocked
         return Blocked(stage, reason)  # pragma: no cover - _block_flow always raises
@@ -719,7 +726,7 @@ class InboundStream:
 
     def _block(self, stage: str, reason: str) -> Blocked:
         raw = Message.from_text(self._joined(self._raw), conversation_id=self._cid)
-        return self._gate.record_block(stage, reason, raw, self._route, self._request.decision)
+        return self._gate.record_block(stage, reason, raw, self._route, request=self._request)
 
 
 def _skip_restore(flow: _Flow, restored: Message) -> _Flow:

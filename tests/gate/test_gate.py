@@ -257,6 +257,21 @@ def test_stream_inbound_channels_are_restored_independently() -> None:
         s2.feed("y")
 
 
+def test_a_stream_block_names_the_request_it_answers() -> None:
+    signer, rec = HmacSigner(), ListRecorder()
+    gate = make_gate(signer=signer, recorder=rec)
+    out = gate.outbound(chat(f"k {KEY}"), ROUTE)
+    s = gate.stream_inbound(out.route, request=out)
+    s.feed("x")
+    s.flush()
+    with pytest.raises(Blocked, match="after it was flushed") as blocked:
+        s.feed("y")
+    assert rec.directions() == ["outbound", "block"]
+    block = signer.hops[-1]
+    assert block.stage == "restore" and block.parents == (out.record.digest,)
+    assert block.decision == out.decision and blocked.value.record_id
+
+
 def test_plan_detects_and_decides_without_signing() -> None:
     rec = ListRecorder()
     findings, decision = make_gate(recorder=rec).plan(chat(f"k {KEY}"), ROUTE)

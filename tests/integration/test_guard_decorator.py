@@ -166,6 +166,22 @@ def test_a_turn_the_gate_cannot_inspect_is_refused_without_quoting_it(cloud: tup
     assert all(KEY.encode() not in entry for entry in rec.entries)
 
 
+@pytest.mark.parametrize("answer", [{"choices": "none"}, 42])
+def test_an_answer_the_gate_cannot_read_is_blocked_and_the_block_recorded(cloud: tuple[Upstream, str],
+                                                                         answer: object) -> None:
+    _, url = cloud
+    layer, rec = make_layer(url)
+
+    @guard(to="cloud", layer=layer)
+    def chat(messages: list[dict[str, Any]]) -> object:
+        return answer
+
+    with pytest.raises(Blocked) as blocked:
+        chat([{"role": "user", "content": f"use {KEY}"}])
+    assert blocked.value.stage == "restore" and blocked.value.record_id
+    assert rec.directions() == ["outbound", "block"]
+
+
 def test_guard_needs_a_destination() -> None:
     from trustlayer.errors import ConfigError
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -25,6 +26,7 @@ from stagekit import (
     BlockAll,
     FixedVerifier,
     Hanging,
+    HmacSigner,
     ListRecorder,
     Pseudonymizer,
     RegexDetector,
@@ -190,6 +192,21 @@ def test_a_field_the_gate_cannot_inspect_is_refused_by_name_and_recorded(proxy: 
     assert upstream.received == []
     assert RECORDER.directions()[before:] == ["block"]
     assert SECRET.encode() not in RECORDER.entries[-1]
+
+
+def test_an_upstream_reply_the_gate_cannot_read_is_blocked_and_the_block_recorded(
+        upstream_server: tuple[Upstream, str]) -> None:
+    state, url = upstream_server
+    state.reset()
+    signer, recorder = HmacSigner(), ListRecorder()
+    with proxy_for(make_gate(signer=signer, recorder=recorder), url) as server:
+        state.fail_first = [(200, {}, b'{"choices": "none"}')]  # a 200 that is no chat completion
+        reply = httpx.post(server.url + "/v1/chat/completions", json=HELLO, headers=AUTH)
+    error = error_of(reply)
+    assert reply.status_code == 403 and "blocked at restore" in error["message"] and error["record_id"]
+    assert recorder.directions() == ["outbound", "block"]  # every block is recorded, this one too
+    outbound, block = signer.hops
+    assert block.stage == "restore" and block.parents == (hashlib.sha256(recorder.entries[0]).hexdigest(),)
 
 
 def test_bad_json_unknown_path_and_huge_body(proxy: str) -> None:

@@ -160,6 +160,19 @@ def test_passthrough_never_forwards_an_llm_call_to_an_undeclared_endpoint(upstre
     assert rec.directions() == ["block"]
 
 
+@pytest.mark.parametrize("body", [b'{"choices": "none"}', b"not json", b"[1, 2]"])
+def test_an_endpoint_reply_the_gate_cannot_read_is_blocked_and_the_block_recorded(
+        upstream: tuple[Upstream, str], body: bytes) -> None:
+    state, url = upstream
+    layer, rec = layer_for(url)
+    state.fail_first = [(200, {}, body)]
+    with httpx.Client(transport=TrustTransport(layer)) as client:
+        r = client.post(url + "/v1/chat/completions",
+                        json={"model": "m", "messages": [{"role": "user", "content": f"use {KEY}"}]})
+    assert r.status_code == 403 and "blocked at restore" in r.json()["error"]["message"]
+    assert rec.directions() == ["outbound", "block"]
+
+
 class _Exploding:
     def detect(self, message: object, *, entities: object = None) -> list[object]:
         raise RuntimeError("detector crashed")

@@ -28,7 +28,13 @@ from pydantic import BaseModel
 
 from trustlayer.errors import Blocked, ConfigError
 from trustlayer.gate import Outbound
-from trustlayer.intercept.openai_wire import apply_response, chat_message, conversation_id_for, response_message
+from trustlayer.intercept.openai_wire import (
+    apply_response,
+    chat_message,
+    conversation_id_for,
+    response_message,
+    unreadable_answer,
+)
 from trustlayer.intercept.sse import ChunkRewriter
 from trustlayer.layer import TrustLayer
 from trustlayer.types import Message, VerifyRequirement
@@ -230,14 +236,18 @@ class _Guard:
         if isinstance(result, Mapping) or isinstance(result, BaseModel):
             data = result.model_dump() if isinstance(result, BaseModel) else dict(result)
             kind = _kind(data)
-            back = gate.inbound(response_message(data, kind, conversation_id=cid), out.route, request=out,
-                                verify=self.verify)
+            try:
+                reply = response_message(data, kind, conversation_id=cid)
+            except Blocked as unreadable:
+                raise unreadable_answer(gate, out, unreadable) from None
+            back = gate.inbound(reply, out.route, request=out, verify=self.verify)
             restored = apply_response(data, kind, back.message)
             return type(result).model_validate(restored) if isinstance(result, BaseModel) else restored
         if isinstance(result, Iterable):
             return self.restore_stream(layer, out, iter(result))
-        raise Blocked("restore", f"the guarded function returned a {type(result).__name__}; expected a string, "
-                      "a chat completion, or an iterator of chunks")
+        raise unreadable_answer(gate, out, Blocked(
+            "restore", f"the guarded function returned a {type(result).__name__}; expected a string, "
+            "a chat completion, or an iterator of chunks"))
 
     def restore_stream(self, layer: TrustLayer, out: Outbound, chunks: Iterator[Any]) -> Iterator[Any]:
         restorer = _Chunks(layer, out)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
 
@@ -25,6 +25,9 @@ from trustlayer._mac import hmac_sha256
 from trustlayer._safe import shown
 from trustlayer.errors import Blocked
 from trustlayer.types import Message
+
+if TYPE_CHECKING:
+    from trustlayer.gate import Gate, Outbound
 
 __all__ = [
     "WireRequest",
@@ -35,6 +38,7 @@ __all__ = [
     "parse_request",
     "rebuild_request",
     "response_message",
+    "unreadable_answer",
 ]
 
 Kind = Literal["chat", "completions"]
@@ -195,6 +199,16 @@ def response_message(data: Mapping[str, Any], kind: Kind, *, conversation_id: st
         return Message.from_openai(turns, conversation_id=conversation_id)
     except ValidationError:
         raise Blocked("restore", "the upstream response choices are not valid chat messages") from None
+
+
+def unreadable_answer(gate: Gate, out: Outbound, blocked: Blocked) -> Blocked:
+    """Record ``blocked``, an endpoint's answer to ``out`` that could not be read, as that answer's block.
+
+    The answer never reached the gate, so nothing else would record it; every block is recorded.
+    Returns the recorded block to raise.
+    """
+    empty = Message.from_text("", conversation_id=out.message.conversation_id)
+    return gate.record_block(blocked.stage, blocked.reason, empty, out.route, request=out)
 
 
 def apply_response(data: Mapping[str, Any], kind: Kind, message: Message) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from trustlayer.intercept.openai_wire import (
     parse_request,
     rebuild_request,
     response_message,
+    unreadable_answer,
 )
 from trustlayer.intercept.refusal import Refused, error_event, refusal
 from trustlayer.intercept.sse import SseRewriter
@@ -224,7 +225,10 @@ class _Proxy:
             data = client.complete(content, **params)
         else:
             data = client.complete_text(_one_prompt(content), **params)
-        reply = response_message(data, wire.kind, conversation_id=out.message.conversation_id)
+        try:
+            reply = response_message(data, wire.kind, conversation_id=out.message.conversation_id)
+        except Blocked as unreadable:
+            raise unreadable_answer(self.gate, out, unreadable) from None
         inbound = self.gate.inbound(reply, out.route, request=out)
         headers = {**_trace_headers(out), "X-Trustlayer-Response-Record": inbound.record.digest}
         return apply_response(data, wire.kind, inbound.message), headers

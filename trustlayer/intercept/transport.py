@@ -32,6 +32,7 @@ from trustlayer.intercept.openai_wire import (
     parse_request,
     rebuild_request,
     response_message,
+    unreadable_answer,
 )
 from trustlayer.intercept.refusal import error_event, refusal
 from trustlayer.intercept.sse import SseRewriter
@@ -154,14 +155,16 @@ class TrustTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         if response.status_code >= 400:
             return httpx.Response(response.status_code, headers=headers, content=body, request=prep.request)
         try:
-            data = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise Blocked("restore", "the endpoint's response is not valid JSON") from None
-        if not isinstance(data, dict):
-            raise Blocked("restore", "the endpoint's response is not a JSON object")
-        cid = prep.out.message.conversation_id
-        back = self.layer.gate.inbound(response_message(data, prep.wire.kind, conversation_id=cid),
-                                       prep.out.route, request=prep.out)
+            try:
+                data = json.loads(body)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise Blocked("restore", "the endpoint's response is not valid JSON") from None
+            if not isinstance(data, dict):
+                raise Blocked("restore", "the endpoint's response is not a JSON object")
+            reply = response_message(data, prep.wire.kind, conversation_id=prep.out.message.conversation_id)
+        except Blocked as unreadable:
+            raise unreadable_answer(self.layer.gate, prep.out, unreadable) from None
+        back = self.layer.gate.inbound(reply, prep.out.route, request=prep.out)
         restored = apply_response(data, prep.wire.kind, back.message)
         return httpx.Response(response.status_code, headers=headers, json=restored, request=prep.request)
 
