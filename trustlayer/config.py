@@ -138,7 +138,9 @@ class Config(_Section):
     verify: VerifyConfig = VerifyConfig()
     proxy: ProxyConfig = ProxyConfig()
     router: RouterConfig = RouterConfig()
-    passthrough: bool = Field(default=False, description="let the transport forward non-LLM requests")
+    passthrough: bool = Field(default=False, description=(
+        "let the transport forward requests that are not chat/completions calls (never one with a body "
+        "for a declared endpoint)"))
     base_dir: str = Field(default=".", exclude=True)
 
     @model_validator(mode="after")

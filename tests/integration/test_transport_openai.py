@@ -132,19 +132,29 @@ def test_non_llm_requests_are_refused_unless_passthrough(upstream: tuple[Upstrea
     state, url = upstream
     layer, rec = layer_for(url)
     before = len(state.received)
+    other = url.replace("127.0.0.1", "localhost")  # the same server under a name no endpoint declares
     with httpx.Client(transport=TrustTransport(layer)) as client:
-        r = client.post(url + "/v1/embeddings", json={"input": KEY})
+        r = client.post(other + "/v1/embeddings", json={"input": KEY})
         assert r.status_code == 400 and "pass-through is off" in r.json()["error"]["message"]
+        r = client.post(url + "/v1/embeddings", json={"input": KEY})
+        assert r.status_code == 400 and "refused, pass-through or not" in r.json()["error"]["message"]
         r = client.post(url + "/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}],
                                                             "metadata": {"email": KEY}})
         assert r.status_code == 400 and "'metadata' is not understood" in r.json()["error"]["message"]
         r = client.post(url + "/v1/chat/completions?debug=1", json={"messages": [{"role": "user", "content": "x"}]})
         assert r.status_code == 400 and "query parameter 'debug'" in r.json()["error"]["message"]
     assert len(state.received) == before
-    assert rec.directions() == ["block", "block", "block"]
+    assert rec.directions() == ["block"] * 4
     with httpx.Client(transport=TrustTransport(layer, passthrough=True)) as client:
-        assert client.post(url + "/v1/embeddings", json={"input": "x"}).status_code == 404
+        # to another host: forwarded; Starlette's 404 proves it arrived
+        assert client.post(other + "/v1/embeddings", json={"input": "x"}).status_code == 404
+        assert client.get(url + "/v1/models").status_code == 404  # nothing for the provider: forwarded
+        # a body for the declared endpoint that the gate cannot inspect: refused even with pass-through on
+        r = client.post(url + "/v1/embeddings", json={"input": KEY})
+        assert r.status_code == 400 and "refused, pass-through or not" in r.json()["error"]["message"]
+        assert KEY not in r.text
     assert len(state.received) == before  # the route does not exist upstream: Starlette 404 before recording
+    assert rec.directions() == ["block"] * 5
 
 
 def test_passthrough_never_forwards_an_llm_call_to_an_undeclared_endpoint(upstream: tuple[Upstream, str]) -> None:

@@ -8,9 +8,11 @@
 It parses OpenAI-compatible ``/chat/completions`` and ``/completions`` requests
 (streaming SSE responses too), runs the outbound path, forwards the transformed
 request through the wrapped transport, and runs the inbound path on the reply.
-Any other request is refused unless the config allows pass-through. A refused
-request gets an OpenAI-style 403 error response naming the stage and rule, so SDKs
-raise a clear error and do not retry.
+Any other request is refused unless the config allows pass-through, and a request
+with a body for a declared endpoint (embeddings, the Responses API, a file upload) is
+refused even then: its body would reach the provider uninspected. A refused request
+gets an OpenAI-style error response naming the stage and rule, so SDKs raise a clear
+error and do not retry.
 """
 
 from __future__ import annotations
@@ -105,6 +107,15 @@ class TrustTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         kind = is_llm_path(request.url.path) if request.method == "POST" else None
         endpoint = self._endpoint(request) if kind else None
         if kind is None:
+            provider = self.layer.endpoint_for_url(str(request.url)) if body else None
+            if provider is not None:
+                # Pass-through is for requests that carry nothing to an LLM provider (a model list) or that go
+                # elsewhere: a body for a declared endpoint (embeddings, the Responses API, a file) would reach
+                # the provider uninspected.
+                raise self._refuse("parse", f"the {request.method} request to endpoint {shown(provider.id)} is not "
+                                   "an OpenAI chat/completions call the gate can inspect; its body would reach "
+                                   "the provider uninspected, so it is refused, pass-through or not (send it "
+                                   "with a client without TrustTransport if that is what you mean)")
             if self._passthrough_allowed():
                 return None
             raise self._refuse("parse", f"the {request.method} request is not an OpenAI chat/completions call, "
