@@ -665,6 +665,9 @@ class InboundStream:
         self._out: dict[str, list[str]] = {}
         self._buffer = request.decision.verify is not None
         self.inbound: Inbound | None = None
+        # How the stream ended, for its one record: "finish" (the inbound hop), "block", "abandon".
+        self._end: str | None = None
+        self._end_lock = threading.Lock()
 
     @property
     def buffering(self) -> bool:
@@ -707,6 +710,8 @@ class InboundStream:
 
     def finish(self) -> dict[str, str]:
         """End every channel, record the response, and return the text still to emit per channel."""
+        if not self._ending("finish"):
+            raise Blocked("restore", "the answer already ended (it was abandoned or blocked)")
         tails = {channel: self.flush(channel) for channel in list(self._streams)}
         raw = Message.from_text(self._joined(self._raw), conversation_id=self._cid)
         restored = Message.from_text(self._joined(self._out), conversation_id=self._cid)
@@ -724,7 +729,31 @@ class InboundStream:
             return "".join(parts.get("content", []))
         return json.dumps({k: "".join(v) for k, v in sorted(parts.items())}, ensure_ascii=False)
 
+    def abandon(self, reason: str) -> None:
+        """The answer ended before ``finish`` (the client left, the upstream broke off): record its block.
+
+        Does nothing when the stream already ended and was recorded (finished, or blocked).
+        """
+        if self._ending("abandon"):
+            self._record_block("restore", f"the answer ended before it was complete: {reason}")
+
+    def _ending(self, how: str) -> bool:
+        """Claim the stream's one end for ``how``; False when it already ended another way.
+
+        A block may follow a "finish" claim (finishing failed: that block is the record).
+        """
+        with self._end_lock:
+            if self._end is not None and not (how == "block" and self._end == "finish"):
+                return False
+            self._end = how
+            return True
+
     def _block(self, stage: str, reason: str) -> Blocked:
+        if not self._ending("block"):
+            return Blocked(stage, reason)  # the stream's end is recorded already
+        return self._record_block(stage, reason)
+
+    def _record_block(self, stage: str, reason: str) -> Blocked:
         raw = Message.from_text(self._joined(self._raw), conversation_id=self._cid)
         return self._gate.record_block(stage, reason, raw, self._route, request=self._request)
 

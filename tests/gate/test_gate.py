@@ -272,6 +272,34 @@ def test_a_stream_block_names_the_request_it_answers() -> None:
     assert block.decision == out.decision and blocked.value.record_id
 
 
+def test_an_abandoned_stream_records_one_block_and_only_if_nothing_else_recorded_its_end() -> None:
+    signer, rec = HmacSigner(), ListRecorder()
+    gate = make_gate(signer=signer, recorder=rec)
+    out = gate.outbound(chat(f"k {KEY}"), ROUTE)
+
+    left = gate.stream_inbound(out.route, request=out)
+    left.feed("Rotate <SECRET_1> to")
+    left.abandon("the client left")
+    left.abandon("the client left")  # once is enough
+    with pytest.raises(Blocked, match="already ended"):
+        left.finish()  # nothing more is recorded for it
+    assert rec.directions() == ["outbound", "block"]
+    assert signer.hops[-1].reason == "the answer ended before it was complete: the client left"
+    assert signer.hops[-1].parents == (out.record.digest,)
+
+    done = gate.stream_inbound(out.route, request=out)
+    done.feed("fine")
+    done.finish()
+    done.abandon("the client left")  # after the inbound record: nothing to add
+    broken = gate.stream_inbound(out.route, request=out)
+    broken.feed("x")
+    broken.flush()
+    with pytest.raises(Blocked, match="after it was flushed"):
+        broken.feed("y")
+    broken.abandon("the stream failed")  # its block is its record
+    assert rec.directions() == ["outbound", "block", "inbound", "block"]
+
+
 def test_plan_detects_and_decides_without_signing() -> None:
     rec = ListRecorder()
     findings, decision = make_gate(recorder=rec).plan(chat(f"k {KEY}"), ROUTE)

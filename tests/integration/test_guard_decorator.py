@@ -83,6 +83,33 @@ def test_streaming_generator_of_chunks(cloud: tuple[Upstream, str]) -> None:
     assert rec.directions() == ["outbound", "inbound"]
 
 
+def test_a_stream_its_caller_leaves_early_is_recorded_as_its_block(cloud: tuple[Upstream, str]) -> None:
+    _, url = cloud
+    layer, rec = make_layer(url)
+
+    @guard(to="cloud", layer=layer)
+    def stream(prompt: str) -> Iterator[str]:
+        yield from ("one ", "two ", "three")
+
+    @guard(to="cloud", layer=layer)
+    async def astream(prompt: str) -> AsyncIterator[str]:
+        for piece in ("one ", "two ", "three"):
+            yield piece
+
+    words = stream(f"count {KEY}")
+    assert next(words) == "one "
+    words.close()  # the caller leaves after the first piece
+
+    async def leave_early() -> None:
+        pieces = astream(f"count {KEY}")
+        assert await pieces.__anext__() == "one "
+        await pieces.aclose()
+
+    asyncio.run(leave_early())
+    assert "".join(stream(f"count {KEY}")) == "one two three"  # read to the end: recorded as inbound
+    assert rec.directions() == ["outbound", "block"] * 2 + ["outbound", "inbound"]
+
+
 def test_async_function_and_async_generator(cloud: tuple[Upstream, str]) -> None:
     state, url = cloud
     layer, _ = make_layer(url)

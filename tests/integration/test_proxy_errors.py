@@ -230,6 +230,32 @@ def test_client_leaving_mid_stream_does_not_hurt_the_proxy(proxy: str, upstream:
     assert again.status_code == 200 and SECRET in again.text
 
 
+@pytest.mark.parametrize("ending", ["client leaves", "upstream stalls"])
+def test_an_answer_that_ends_before_it_is_complete_is_recorded_as_its_block(
+        upstream_server: tuple[Upstream, str], ending: str) -> None:
+    state, url = upstream_server
+    state.reset()
+    signer, recorder = HmacSigner(), ListRecorder()
+    with proxy_for(make_gate(signer=signer, recorder=recorder), url, timeout=0.5) as server:
+        state.chunks = lambda text: list(text)
+        state.chunk_delay = 0.05 if ending == "client leaves" else 2.0
+        with httpx.stream("POST", server.url + "/v1/chat/completions", json={**HELLO, "stream": True},
+                          headers=AUTH, timeout=10) as reply:
+            assert reply.status_code == 200
+            if ending == "client leaves":
+                next(reply.iter_bytes())
+            else:
+                assert '"code": "upstream_timeout"' in reply.read().decode()
+        deadline = time.monotonic() + 5
+        while len(recorder.entries) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)  # the proxy notices a client that left on its next write
+    assert recorder.directions() == ["outbound", "block"]
+    block = signer.hops[-1]
+    assert block.stage == "restore" and block.parents == (hashlib.sha256(recorder.entries[0]).hexdigest(),)
+    assert block.reason is not None and "before it was complete" in block.reason
+    state.reset()
+
+
 def test_logs_never_carry_content(proxy: str, upstream: Upstream, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("DEBUG")
     httpx.post(proxy + "/v1/chat/completions", json=HELLO, headers=AUTH)

@@ -183,6 +183,30 @@ def test_an_endpoint_reply_the_gate_cannot_read_is_blocked_and_the_block_recorde
     assert rec.directions() == ["outbound", "block"]
 
 
+def test_a_streamed_answer_its_reader_stops_reading_is_recorded_as_its_block(upstream: tuple[Upstream, str]) -> None:
+    state, url = upstream
+    state.chunks = lambda text: list(text)
+    request = {"model": "m", "stream": True, "messages": [{"role": "user", "content": f"keep {KEY} safe"}]}
+    layer, rec = layer_for(url)
+    with httpx.Client(transport=TrustTransport(layer)) as client:
+        with client.stream("POST", url + "/v1/chat/completions", json=request) as r:
+            next(r.iter_bytes())  # then leaves
+    assert rec.directions() == ["outbound", "block"]
+
+    async def leave_early() -> None:
+        async with httpx.AsyncClient(transport=TrustTransport(layer)) as client:
+            async with client.stream("POST", url + "/v1/chat/completions", json=request) as r:
+                await r.aiter_bytes().__anext__()
+
+    asyncio.run(leave_early())
+    assert rec.directions() == ["outbound", "block"] * 2
+    with httpx.Client(transport=TrustTransport(layer)) as client:
+        with client.stream("POST", url + "/v1/chat/completions", json=request) as r:
+            r.read()  # to the end: the inbound record, and nothing else
+    assert rec.directions() == ["outbound", "block"] * 2 + ["outbound", "inbound"]
+    state.chunks = Upstream().chunks
+
+
 class _Exploding:
     def detect(self, message: object, *, entities: object = None) -> list[object]:
         raise RuntimeError("detector crashed")

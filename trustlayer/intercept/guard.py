@@ -16,14 +16,16 @@ answers. Signatures and type hints are preserved.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import typing
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Literal, ParamSpec, TypeVar, overload
 
+import anyio
 from pydantic import BaseModel
 
 from trustlayer.errors import Blocked, ConfigError
@@ -35,7 +37,7 @@ from trustlayer.intercept.openai_wire import (
     response_message,
     unreadable_answer,
 )
-from trustlayer.intercept.sse import ChunkRewriter
+from trustlayer.intercept.sse import STOPPED, ChunkRewriter, abandon_quietly
 from trustlayer.layer import TrustLayer
 from trustlayer.types import Message, VerifyRequirement
 
@@ -251,9 +253,16 @@ class _Guard:
 
     def restore_stream(self, layer: TrustLayer, out: Outbound, chunks: Iterator[Any]) -> Iterator[Any]:
         restorer = _Chunks(layer, out)
-        for chunk in chunks:
-            yield from restorer.feed(chunk)
-        yield from restorer.finish()
+        finished = False
+        try:
+            for chunk in chunks:
+                yield from restorer.feed(chunk)
+            tail = restorer.finish()
+            finished = True
+            yield from tail
+        finally:
+            if not finished:  # a no-op when a block already recorded the answer's end
+                abandon_quietly(restorer.abandon, STOPPED)
 
     async def restore_async(self, layer: TrustLayer, out: Outbound, result: Any) -> Any:
         if isinstance(result, AsyncIterator):
@@ -266,14 +275,25 @@ class _Guard:
         return await layer.gate.offload(lambda: self.restore(layer, out, result))
 
     async def restore_async_stream(self, layer: TrustLayer, out: Outbound,
-                                   chunks: AsyncIterator[Any]) -> AsyncIterator[Any]:
+                                   chunks: AsyncIterator[Any]) -> AsyncGenerator[Any, None]:
         restorer = _Chunks(layer, out)
-        async for chunk in chunks:
-            for item in restorer.feed(chunk):
+        finished = False
+        try:
+            async for chunk in chunks:
+                for item in restorer.feed(chunk):
+                    yield item
+            # finish() signs and records: off the event loop.
+            tail = await layer.gate.offload(restorer.finish)
+            finished = True
+            for item in tail:
                 yield item
-        # finish() signs and records: off the event loop.
-        for item in await layer.gate.offload(restorer.finish):
-            yield item
+        finally:
+            if not finished:  # a no-op when a block already recorded the answer's end
+                with anyio.CancelScope(shield=True):
+                    await layer.gate.offload(functools.partial(abandon_quietly, restorer.abandon, STOPPED))
+                    close = getattr(chunks, "aclose", None)  # the function's own generator, and what it holds open
+                    if close is not None:
+                        await close()
 
 
 class _Chunks:
@@ -281,6 +301,7 @@ class _Chunks:
 
     def __init__(self, layer: TrustLayer, out: Outbound) -> None:
         self._stream = layer.gate.stream_inbound(out.route, request=out)
+        self.abandon = self._stream.abandon
         self._rewriter: ChunkRewriter | None = None
         self._model: type[BaseModel] | None = None
 
@@ -320,8 +341,12 @@ def _wrap(g: _Guard) -> Callable[..., Any]:
             if not g.redirect(bound, out, shape, requested):
                 raise Blocked("send", f"policy rerouted to {out.route.recipient.id!r}, and an async generator "
                               "cannot be redirected (give it an 'endpoint' parameter)")
-            async for item in g.restore_async_stream(layer, out, func(*bound.args, **bound.kwargs)):
-                yield item
+            # aclosing: a caller that leaves early closes the restoring stream now (it records that), not
+            # whenever the event loop finalizes it.
+            restoring = g.restore_async_stream(layer, out, func(*bound.args, **bound.kwargs))
+            async with contextlib.aclosing(restoring) as items:
+                async for item in items:
+                    yield item
         return functools.wraps(func)(agen)
 
     if inspect.iscoroutinefunction(func):
@@ -332,8 +357,6 @@ def _wrap(g: _Guard) -> Callable[..., Any]:
             if g.redirect(bound, out, shape, requested):
                 result = await func(*bound.args, **bound.kwargs)
             else:
-                import anyio
-
                 result = await anyio.to_thread.run_sync(lambda: g.local_answer(layer, out))
             return await g.restore_async(layer, out, result)
         return functools.wraps(func)(coro)

@@ -16,6 +16,7 @@ never contain request or response content.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hmac
 import json
 import logging
@@ -48,7 +49,7 @@ from trustlayer.intercept.openai_wire import (
     unreadable_answer,
 )
 from trustlayer.intercept.refusal import Refused, error_event, refusal
-from trustlayer.intercept.sse import SseRewriter
+from trustlayer.intercept.sse import SseRewriter, abandon_quietly
 from trustlayer.types import Endpoint, Message, Route
 
 __all__ = ["MAX_BODY_BYTES", "MAX_CONCURRENT_EXCHANGES", "create_app", "error_response"]
@@ -281,11 +282,12 @@ async def _event_bytes(client: ChatEndpoint, kind: Kind, content: Any,
 
 
 async def _relay(first: bytes, source: AsyncGenerator[bytes, None], rewriter: SseRewriter,
-                 offload: Callable[[Callable[[], bytes]], Awaitable[bytes]]) -> AsyncIterator[bytes]:
+                 offload: Callable[[Callable[[], Any]], Awaitable[Any]]) -> AsyncIterator[bytes]:
     """Rewrite the upstream's events for the client; a failure mid-stream ends it with an error event.
 
     ``offload`` is the gate's: the end of the stream signs and records in one worker thread.
     """
+    why = "the client left"  # unless the stream ends another way below
     try:
         data = first
         while True:
@@ -297,17 +299,21 @@ async def _relay(first: bytes, source: AsyncGenerator[bytes, None], rewriter: Ss
             except StopAsyncIteration:
                 break
         tail = await offload(rewriter.finish)
+        why = ""
         if tail:
             yield tail
     except Exception as exc:  # noqa: BLE001 - the status is already 200: report in-band, never leak
         refused = refusal(exc)
+        why = f"the stream failed ({refused.code})"
         _log.info("stream ended with an error: %s", refused.code)
         yield error_event(refused)
     finally:
         # Shielded: when the client went away this task is being cancelled, and the
-        # upstream connection must still be closed.
+        # upstream connection must still be closed, and the unfinished answer recorded.
         with anyio.CancelScope(shield=True):
             await source.aclose()
+            if why:  # a no-op when a block already recorded the answer's end
+                await offload(functools.partial(abandon_quietly, rewriter.abandon, why))
 
 
 _LLM_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})

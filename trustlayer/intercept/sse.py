@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -26,7 +27,9 @@ from trustlayer.errors import Blocked
 from trustlayer.gate import InboundStream
 from trustlayer.intercept.openai_wire import Kind
 
-__all__ = ["ChunkRewriter", "SseRewriter"]
+__all__ = ["STOPPED", "ChunkRewriter", "SseRewriter", "abandon_quietly"]
+
+_log = logging.getLogger("trustlayer.intercept")
 
 
 def _split_event(buf: bytes) -> tuple[bytes, bytes] | None:
@@ -60,6 +63,11 @@ class ChunkRewriter:
             self._held.append(chunk)
             return []
         return [chunk]
+
+    def abandon(self, reason: str) -> None:
+        """The answer ended before it was complete: record that (``InboundStream.abandon``)."""
+        self.closed = True
+        self._stream.abandon(reason)
 
     def finish(self) -> list[dict[str, Any]]:
         """Record the response; return a chunk with what was held back, then any held chunks."""
@@ -117,6 +125,22 @@ class ChunkRewriter:
                     delta.setdefault("tool_calls", []).append({"index": j, "function": {"arguments": rest}})
 
 
+STOPPED = "the reader closed the stream, or reading the answer failed"
+"""Why a streamed answer that ended before its last event is recorded as a block (when nothing else recorded it)."""
+
+
+def abandon_quietly(abandon: Callable[[str], None], why: str) -> None:
+    """``abandon(why)`` (``SseRewriter.abandon``, ``InboundStream.abandon``) where nobody can take an error.
+
+    It runs while a stream is being closed: the reader is gone or already has its error
+    event, so a failure to record is logged (by type, never content) instead of raised.
+    """
+    try:
+        abandon(why)
+    except Exception as exc:  # noqa: BLE001 - see above
+        _log.warning("could not record an unfinished streamed answer (%s)", type(exc).__name__)
+
+
 def _encode(chunk: dict[str, Any], head: str = "") -> bytes:
     return (head + "data: " + json.dumps(chunk, ensure_ascii=False, separators=(",", ":")) + "\n\n").encode()
 
@@ -148,6 +172,10 @@ class SseRewriter:
         if b"[DONE]" in self._buf[-5:] + data:
             return await offload(functools.partial(self.feed, data))
         return self.feed(data)
+
+    def abandon(self, reason: str) -> None:
+        """The answer ended before it was complete (``reason``): record that, unless its end is recorded."""
+        self._chunks.abandon(reason)
 
     def finish(self) -> bytes:
         """The upstream ended: rewrite what is left, record the response, emit what was held back."""

@@ -17,10 +17,12 @@ error and do not retry.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import AsyncIterator, Iterator
 
+import anyio
 import httpx
 
 from trustlayer._safe import shown
@@ -37,7 +39,7 @@ from trustlayer.intercept.openai_wire import (
     unreadable_answer,
 )
 from trustlayer.intercept.refusal import error_event, refusal
-from trustlayer.intercept.sse import SseRewriter
+from trustlayer.intercept.sse import STOPPED, SseRewriter, abandon_quietly
 from trustlayer.layer import TrustLayer
 from trustlayer.types import Endpoint, Message
 
@@ -223,16 +225,22 @@ class TrustTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         rewriter = SseRewriter(self.layer.gate.stream_inbound(prep.out.route, request=prep.out), prep.wire.kind)
 
         def events() -> Iterator[bytes]:
+            why = STOPPED  # unless the stream ends another way below
             try:
                 for data in response.iter_bytes():
                     out = rewriter.feed(data)
                     if out:
                         yield out
-                yield rewriter.finish()
+                tail = rewriter.finish()
+                why = ""
+                yield tail
             except TrustError as exc:
+                why = f"the stream failed ({refusal(exc).code})"
                 yield error_event(refusal(exc))
             finally:
                 response.close()
+                if why:  # a no-op when a block already recorded the answer's end
+                    abandon_quietly(rewriter.abandon, why)
 
         return httpx.Response(response.status_code, headers=_response_headers(response),
                               stream=_IterStream(events()), request=prep.request)
@@ -253,8 +261,6 @@ class TrustTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
                                                        candidates=self.layer.candidates())
             prep = self._prepare(request, wire, endpoint, out)
             if prep.endpoint.url is None:
-                import anyio
-
                 response = await anyio.to_thread.run_sync(self._local, prep)
                 if _is_sse(response):
                     return self._stream_sync(prep, response)
@@ -274,16 +280,23 @@ class TrustTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         offload = self.layer.gate.offload
 
         async def events() -> AsyncIterator[bytes]:
+            why = STOPPED  # unless the stream ends another way below
             try:
                 async for data in response.aiter_bytes():
                     out = await rewriter.feed_async(data, offload)
                     if out:
                         yield out
-                yield await offload(rewriter.finish)
+                tail = await offload(rewriter.finish)
+                why = ""
+                yield tail
             except TrustError as exc:
+                why = f"the stream failed ({refusal(exc).code})"
                 yield error_event(refusal(exc))
             finally:
-                await response.aclose()
+                with anyio.CancelScope(shield=True):  # a cancelled reader still gets its answer's end recorded
+                    await response.aclose()
+                    if why:  # a no-op when a block already recorded the answer's end
+                        await offload(functools.partial(abandon_quietly, rewriter.abandon, why))
 
         return httpx.Response(response.status_code, headers=_response_headers(response),
                               stream=_AsyncIterStream(events()), request=prep.request)
