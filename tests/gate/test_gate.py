@@ -257,22 +257,7 @@ def test_stream_inbound_channels_are_restored_independently() -> None:
         s2.feed("y")
 
 
-def test_a_stream_block_names_the_request_it_answers() -> None:
-    signer, rec = HmacSigner(), ListRecorder()
-    gate = make_gate(signer=signer, recorder=rec)
-    out = gate.outbound(chat(f"k {KEY}"), ROUTE)
-    s = gate.stream_inbound(out.route, request=out)
-    s.feed("x")
-    s.flush()
-    with pytest.raises(Blocked, match="after it was flushed") as blocked:
-        s.feed("y")
-    assert rec.directions() == ["outbound", "block"]
-    block = signer.hops[-1]
-    assert block.stage == "restore" and block.parents == (out.record.digest,)
-    assert block.decision == out.decision and blocked.value.record_id
-
-
-def test_an_abandoned_stream_records_one_block_and_only_if_nothing_else_recorded_its_end() -> None:
+def test_a_stream_records_one_end_naming_its_request_and_abandon_only_when_nothing_else_did() -> None:
     signer, rec = HmacSigner(), ListRecorder()
     gate = make_gate(signer=signer, recorder=rec)
     out = gate.outbound(chat(f"k {KEY}"), ROUTE)
@@ -294,10 +279,13 @@ def test_an_abandoned_stream_records_one_block_and_only_if_nothing_else_recorded
     broken = gate.stream_inbound(out.route, request=out)
     broken.feed("x")
     broken.flush()
-    with pytest.raises(Blocked, match="after it was flushed"):
+    with pytest.raises(Blocked, match="after it was flushed") as blocked:
         broken.feed("y")
     broken.abandon("the stream failed")  # its block is its record
     assert rec.directions() == ["outbound", "block", "inbound", "block"]
+    block = signer.hops[-1]  # a stream's block names the request it answers, and its decision
+    assert block.stage == "restore" and block.parents == (out.record.digest,)
+    assert block.decision == out.decision and blocked.value.record_id
 
 
 def test_plan_detects_and_decides_without_signing() -> None:
