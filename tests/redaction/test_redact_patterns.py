@@ -124,3 +124,26 @@ def test_email_in_a_url_with_an_ip_address_host_is_redacted(fast: Redactor, url:
         wire = json.dumps(out.to_openai())
         assert "ada@example.org" not in wire and "10.1.2.3" not in wire and "2001:db8::7" not in wire
         assert fast.restore(out) == msg
+
+
+@pytest.mark.parametrize(("url", "local"), [
+    ("https://crm.example.com/reset?email=ada%40example.org&next=%2F", "ada"),
+    ("https://crm.example.com/u/ada.lovelace%2Bwork%40example.co.uk/profile", "lovelace"),
+    ("https://crm.example.com/u/ADA%40EXAMPLE.ORG", "ADA"),
+])
+def test_a_percent_encoded_email_in_a_url_is_redacted(fast: Redactor, url: str, local: str) -> None:
+    # Tool calls carry URLs, and URLs carry e-mails with the @ encoded as %40.
+    tool_call = Message.from_openai([{"role": "assistant", "tool_calls": [{"id": "1", "type": "function", "function": {
+        "name": "fetch", "arguments": json.dumps({"url": url})}}]}], conversation_id="t")
+    for msg in (Message.from_text(f"open {url} now", conversation_id="t"), tool_call):
+        out, findings = fast.redact(msg)
+        wire = json.dumps(out.to_openai())
+        assert local not in wire and "%40" not in wire and "crm.example.com" in wire
+        assert [f.entity_type for f in findings] == ["EMAIL_ADDRESS"]
+        assert fast.restore(out) == msg
+
+
+def test_percent_encoded_text_without_an_email_is_left_alone(fast: Redactor) -> None:
+    for text in ("see https://example.com/a%20b?q=%40home", "price 100%40 off", "x%40y"):
+        out, findings = fast.redact(Message.from_text(text, conversation_id="t"))
+        assert findings == [] and out.text == text

@@ -136,6 +136,12 @@ RULES: tuple[Rule, ...] = (
     Rule("EMAIL_ADDRESS", re.compile(
         r"(?<![\w.+-])[\w.!$%'*+^`{|}~-]+@(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+[^\W\d_]{2,63}\b"),
         score=0.75, hint="@", name="trustlayer:email"),
+    # The same in a URL with the @ percent-encoded ("?email=ada%40example.org", "/u/ada%2Bwork%40example.org"):
+    # tool calls carry URLs. The local part may hold other %XX escapes, never a second %40.
+    Rule("EMAIL_ADDRESS", re.compile(
+        r"(?<![\w.+%-])(?:[\w.!$'*+^`{|}~-]|%(?!40)[0-9A-Fa-f]{2})+%40"
+        r"(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+[^\W\d_]{2,63}\b"),
+        score=0.75, hint="%40", name="trustlayer:email-percent-encoded"),
     Rule("PHONE_NUMBER", re.compile(
         r"(?<![\w+/.-])(?:\+|00)?(?:\(\d{1,4}\)\s?|\d)[\d\s().\-/]{5,20}\d(?:\s*(?:x|ext\.?|#)\s*\d{1,5})?(?![\w.]*\d)",
         _I), score=0.75, validate=valid_phone, context=_PHONE_CONTEXT, context_score=0.9,
