@@ -1,6 +1,7 @@
 """Checks the gate applies to stage results before trusting them.
 
-A detector's findings must address real fields and spans; a transform must leave
+A message may leave only if every field it would carry is one the stages read; a
+detector's findings must address real fields and spans; a transform must leave
 no value it was told to remove anywhere in the message (a second detector miss,
 the same value in another turn, a header-like name field). Messages never
 contain the value itself: only its entity type and field path.
@@ -11,12 +12,23 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
+from trustlayer._safe import shown
 from trustlayer.types import Finding, Message, Operator
 
-__all__ = ["check_findings", "check_transformed"]
+__all__ = ["check_findings", "check_inspectable", "check_transformed"]
 
 # Shorter values are too common as substrings ("Al" in "Also"), so they are looked for as whole words.
 _SUBSTRING_FROM = 4
+
+
+def check_inspectable(message: Message) -> str | None:
+    """Why ``message`` may not leave: a turn holds a non-empty field no stage reads (``Turn.uninspected``)."""
+    for i, turn in enumerate(message.turns or ()):
+        extra = turn.uninspected()
+        if extra is not None:
+            where, name = extra
+            return f"messages[{i}]{where} field {shown(name)} is not understood by the gate, so it may not cross"
+    return None
 
 
 def check_findings(message: Message, findings: Sequence[Finding]) -> str | None:

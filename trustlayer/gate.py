@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 import anyio
 
 from trustlayer import _watchdog, _workers, deadline
-from trustlayer._gate_checks import check_findings, check_transformed
+from trustlayer._gate_checks import check_findings, check_inspectable, check_transformed
 from trustlayer.errors import Blocked, DeadlineExceeded, TrustError, Unverified
 from trustlayer.stages import (
     Authenticator,
@@ -230,6 +230,10 @@ class Gate:
                        parents: tuple[str, ...]) -> _Flow:
         decision: Decision | None = None
         try:
+            # A field no stage reads would leave uninspected, whoever built the message.
+            problem = check_inspectable(message)
+            if problem is not None:
+                raise _Stop("parse", problem)
             cid = message.conversation_id
             taint = self.taint.get(cid)
             findings, entities, decision = yield from self._detect_and_decide(message, route, taint, candidates)

@@ -172,6 +172,8 @@ class Turn(BaseModel):
         Empty values (``None``, ``""``, ``[]``, ``{}``), as the openai SDK's dumps leave them, pass.
         ``name`` may be free text: show it with ``trustlayer._safe.shown``.
         """
+        if not self.model_extra and not self.tool_calls and not isinstance(self.content, tuple):
+            return None  # the common turn: nothing else to look at
         models: list[tuple[str, BaseModel]] = [("", self)]
         if isinstance(self.content, tuple):
             models += [(f".content[{j}]", part) for j, part in enumerate(self.content)]

@@ -288,6 +288,20 @@ def test_a_stream_records_one_end_naming_its_request_and_abandon_only_when_nothi
     assert block.decision == out.decision and blocked.value.record_id
 
 
+def test_a_turn_field_no_stage_reads_blocks_the_message_whoever_built_it() -> None:
+    rec = ListRecorder()
+    gate = make_gate(recorder=rec)
+    legacy = Message.from_openai([{"role": "user", "content": "hi"}, {"role": "assistant", "function_call": {
+        "name": "send", "arguments": f'{{"key": "{KEY}"}}'}}], conversation_id="c1")
+    with pytest.raises(Blocked, match=r"messages\[1\] field 'function_call' is not understood") as blocked:
+        gate.outbound(legacy, ROUTE)
+    assert blocked.value.stage == "parse" and KEY not in str(blocked.value)
+    assert rec.directions() == ["block"] and KEY.encode() not in rec.entries[0]
+    dumped = Message.from_openai([{"role": "user", "content": f"k {KEY}"}, {"role": "assistant", "content": "ok",
+                                  "refusal": None, "annotations": []}], conversation_id="c1")
+    assert KEY not in json.dumps(gate.outbound(dumped, ROUTE).message.to_openai())  # empty ones pass
+
+
 def test_plan_detects_and_decides_without_signing() -> None:
     rec = ListRecorder()
     findings, decision = make_gate(recorder=rec).plan(chat(f"k {KEY}"), ROUTE)

@@ -145,11 +145,10 @@ def parse_request(path: str, body: Any, *, conversation_id: str, user_key: bytes
 
 
 def chat_message(messages: Sequence[Any], *, conversation_id: str) -> Message:
-    """OpenAI chat ``messages`` as a ``Message``; ``Blocked`` when a turn holds text the gate would not see.
+    """OpenAI chat ``messages`` as a ``Message``; ``Blocked`` naming the place, never the value, when invalid.
 
-    A non-empty field no stage reads (``Turn.uninspected``) would cross uninspected, so the
-    request is refused. The block's reason names the turn and the field, never the value
-    (pydantic's own errors quote the input).
+    (pydantic's own errors quote the input.) A turn with a field no stage reads parses; the
+    gate refuses it on the way out (``_gate_checks.check_inspectable``).
     """
     for i, turn in enumerate(messages):
         if not isinstance(turn, Mapping):
@@ -160,12 +159,6 @@ def chat_message(messages: Sequence[Any], *, conversation_id: str) -> Message:
         first = exc.errors()[0]
         loc = ".".join(str(x) for x in first["loc"])
         raise Blocked("parse", f"request message at {loc or 'top level'} is not valid: {first['msg']}") from None
-    for i, parsed in enumerate(message.turns or ()):
-        extra = parsed.uninspected()
-        if extra is not None:
-            where, name = extra
-            raise Blocked("parse", f"messages[{i}]{where} field {shown(name)} is not understood by the gate, "
-                                   "so it may not cross")
     return message
 
 
