@@ -34,6 +34,7 @@ from trustlayer.intercept.openai_wire import (
     apply_response,
     chat_message,
     conversation_id_for,
+    refused_request,
     response_message,
     unreadable_answer,
 )
@@ -141,9 +142,7 @@ def _to_message(value: Any, layer: TrustLayer) -> tuple[Message, Shape]:
     try:
         return _parsed(value, layer)
     except Blocked as blocked:
-        # A refusal before the gate proper is still a block, and every block is recorded.
-        empty = Message.from_text("", conversation_id="unparsed")
-        raise layer.gate.record_block(blocked.stage, blocked.reason, empty, layer.route_to(layer.me.id)) from None
+        raise refused_request(layer.gate, layer.route_to(layer.me.id), blocked) from None
 
 
 def _parsed(value: Any, layer: TrustLayer) -> tuple[Message, Shape]:

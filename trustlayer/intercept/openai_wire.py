@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from trustlayer._mac import hmac_sha256
 from trustlayer._safe import shown
 from trustlayer.errors import Blocked
-from trustlayer.types import Message
+from trustlayer.types import Message, Route
 
 if TYPE_CHECKING:
     from trustlayer.gate import Gate, Outbound
@@ -37,6 +37,7 @@ __all__ = [
     "is_llm_path",
     "parse_request",
     "rebuild_request",
+    "refused_request",
     "response_message",
     "unreadable_answer",
 ]
@@ -192,6 +193,17 @@ def response_message(data: Mapping[str, Any], kind: Kind, *, conversation_id: st
         return Message.from_openai(turns, conversation_id=conversation_id)
     except ValidationError:
         raise Blocked("restore", "the upstream response choices are not valid chat messages") from None
+
+
+def refused_request(gate: Gate, route: Route, blocked: Blocked) -> Blocked:
+    """Record ``blocked``, a request refused before the gate could read it, as a block on ``route``.
+
+    A refusal before the gate proper is still a block, and every block is recorded. The
+    record holds no content (there is none the gate could vouch for). Returns the recorded
+    block to raise.
+    """
+    empty = Message.from_text("", conversation_id="unparsed")
+    return gate.record_block(blocked.stage, blocked.reason, empty, route)
 
 
 def unreadable_answer(gate: Gate, out: Outbound, blocked: Blocked) -> Blocked:

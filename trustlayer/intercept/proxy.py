@@ -45,6 +45,7 @@ from trustlayer.intercept.openai_wire import (
     conversation_id_for,
     parse_request,
     rebuild_request,
+    refused_request,
     response_message,
     unreadable_answer,
 )
@@ -160,9 +161,7 @@ class _Proxy:
 
     async def refuse_unparsed(self, blocked: Blocked) -> Blocked:
         """Sign and record a request refused before the gate could parse it (every block is audited)."""
-        empty = Message.from_text("", conversation_id="unparsed")
-        return await anyio.to_thread.run_sync(
-            lambda: self.gate.record_block("parse", blocked.reason, empty, self.route))
+        return await anyio.to_thread.run_sync(refused_request, self.gate, self.route, blocked)
 
     # -- endpoints ----------------------------------------------------------------
 

@@ -35,13 +35,14 @@ from trustlayer.intercept.openai_wire import (
     is_llm_path,
     parse_request,
     rebuild_request,
+    refused_request,
     response_message,
     unreadable_answer,
 )
 from trustlayer.intercept.refusal import error_event, refusal
 from trustlayer.intercept.sse import STOPPED, SseRewriter, abandon_quietly
 from trustlayer.layer import TrustLayer
-from trustlayer.types import Endpoint, Message
+from trustlayer.types import Endpoint
 
 __all__ = ["TrustTransport", "blocked_response"]
 
@@ -139,9 +140,7 @@ class TrustTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
             raise self._refuse("parse", blocked.reason) from None
 
     def _refuse(self, stage: str, reason: str) -> Blocked:
-        # A refusal before the gate proper is still a block, and every block is recorded.
-        route = self.layer.route_to(self.layer.me.id)
-        return self.layer.gate.record_block(stage, reason, Message.from_text("", conversation_id="unparsed"), route)
+        return refused_request(self.layer.gate, self.layer.route_to(self.layer.me.id), Blocked(stage, reason))
 
     def _forward(self, request: httpx.Request, wire: WireRequest, out: Outbound, requested: Endpoint) -> httpx.Request:
         url = request.url
