@@ -674,6 +674,11 @@ class InboundStream:
         self._end_lock = threading.Lock()
 
     @property
+    def ended(self) -> bool:
+        """True once the answer's end is recorded, or being recorded (finished, blocked or abandoned)."""
+        return self._end is not None
+
+    @property
     def buffering(self) -> bool:
         """True when nothing may be emitted before ``finish`` (verification is required)."""
         return self._buffer

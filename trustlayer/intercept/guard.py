@@ -252,15 +252,12 @@ class _Guard:
 
     def restore_stream(self, layer: TrustLayer, out: Outbound, chunks: Iterator[Any]) -> Iterator[Any]:
         restorer = _Chunks(layer, out)
-        finished = False
         try:
             for chunk in chunks:
                 yield from restorer.feed(chunk)
-            tail = restorer.finish()
-            finished = True
-            yield from tail
+            yield from restorer.finish()
         finally:
-            if not finished:  # a no-op when a block already recorded the answer's end
+            if not restorer.ended:
                 abandon_quietly(restorer.abandon, STOPPED)
 
     async def restore_async(self, layer: TrustLayer, out: Outbound, result: Any) -> Any:
@@ -276,18 +273,15 @@ class _Guard:
     async def restore_async_stream(self, layer: TrustLayer, out: Outbound,
                                    chunks: AsyncIterator[Any]) -> AsyncGenerator[Any, None]:
         restorer = _Chunks(layer, out)
-        finished = False
         try:
             async for chunk in chunks:
                 for item in restorer.feed(chunk):
                     yield item
             # finish() signs and records: off the event loop.
-            tail = await layer.gate.offload(restorer.finish)
-            finished = True
-            for item in tail:
+            for item in await layer.gate.offload(restorer.finish):
                 yield item
         finally:
-            if not finished:  # a no-op when a block already recorded the answer's end
+            if not restorer.ended:
                 with anyio.CancelScope(shield=True):
                     await layer.gate.offload(functools.partial(abandon_quietly, restorer.abandon, STOPPED))
                     close = getattr(chunks, "aclose", None)  # the function's own generator, and what it holds open
@@ -303,6 +297,11 @@ class _Chunks:
         self.abandon = self._stream.abandon
         self._rewriter: ChunkRewriter | None = None
         self._model: type[BaseModel] | None = None
+
+    @property
+    def ended(self) -> bool:
+        """True once the answer's end is recorded (``InboundStream.ended``)."""
+        return self._stream.ended
 
     def _typed(self, items: list[dict[str, Any]]) -> list[Any]:
         model = self._model

@@ -286,7 +286,7 @@ async def _relay(first: bytes, source: AsyncGenerator[bytes, None], rewriter: Ss
 
     ``offload`` is the gate's: the end of the stream signs and records in one worker thread.
     """
-    why = "the client left"  # unless the stream ends another way below
+    why = "the client left"  # if the answer has not ended when this generator closes
     try:
         data = first
         while True:
@@ -298,7 +298,6 @@ async def _relay(first: bytes, source: AsyncGenerator[bytes, None], rewriter: Ss
             except StopAsyncIteration:
                 break
         tail = await offload(rewriter.finish)
-        why = ""
         if tail:
             yield tail
     except Exception as exc:  # noqa: BLE001 - the status is already 200: report in-band, never leak
@@ -311,7 +310,7 @@ async def _relay(first: bytes, source: AsyncGenerator[bytes, None], rewriter: Ss
         # upstream connection must still be closed, and the unfinished answer recorded.
         with anyio.CancelScope(shield=True):
             await source.aclose()
-            if why:  # a no-op when a block already recorded the answer's end
+            if not rewriter.ended:
                 await offload(functools.partial(abandon_quietly, rewriter.abandon, why))
 
 

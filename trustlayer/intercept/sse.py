@@ -64,6 +64,11 @@ class ChunkRewriter:
             return []
         return [chunk]
 
+    @property
+    def ended(self) -> bool:
+        """True once the answer's end is recorded (``InboundStream.ended``)."""
+        return self._stream.ended
+
     def abandon(self, reason: str) -> None:
         """The answer ended before it was complete: record that (``InboundStream.abandon``)."""
         self.closed = True
@@ -172,6 +177,11 @@ class SseRewriter:
         if b"[DONE]" in self._buf[-5:] + data:
             return await offload(functools.partial(self.feed, data))
         return self.feed(data)
+
+    @property
+    def ended(self) -> bool:
+        """True once the answer's end is recorded: finished, blocked, or abandoned."""
+        return self._chunks.ended
 
     def abandon(self, reason: str) -> None:
         """The answer ended before it was complete (``reason``): record that, unless its end is recorded."""

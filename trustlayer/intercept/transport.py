@@ -224,21 +224,19 @@ class TrustTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         rewriter = SseRewriter(self.layer.gate.stream_inbound(prep.out.route, request=prep.out), prep.wire.kind)
 
         def events() -> Iterator[bytes]:
-            why = STOPPED  # unless the stream ends another way below
+            why = STOPPED  # if the answer has not ended when this generator closes
             try:
                 for data in response.iter_bytes():
                     out = rewriter.feed(data)
                     if out:
                         yield out
-                tail = rewriter.finish()
-                why = ""
-                yield tail
+                yield rewriter.finish()
             except TrustError as exc:
                 why = f"the stream failed ({refusal(exc).code})"
                 yield error_event(refusal(exc))
             finally:
                 response.close()
-                if why:  # a no-op when a block already recorded the answer's end
+                if not rewriter.ended:
                     abandon_quietly(rewriter.abandon, why)
 
         return httpx.Response(response.status_code, headers=_response_headers(response),
@@ -279,22 +277,20 @@ class TrustTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         offload = self.layer.gate.offload
 
         async def events() -> AsyncIterator[bytes]:
-            why = STOPPED  # unless the stream ends another way below
+            why = STOPPED  # if the answer has not ended when this generator closes
             try:
                 async for data in response.aiter_bytes():
                     out = await rewriter.feed_async(data, offload)
                     if out:
                         yield out
-                tail = await offload(rewriter.finish)
-                why = ""
-                yield tail
+                yield await offload(rewriter.finish)
             except TrustError as exc:
                 why = f"the stream failed ({refusal(exc).code})"
                 yield error_event(refusal(exc))
             finally:
                 with anyio.CancelScope(shield=True):  # a cancelled reader still gets its answer's end recorded
                     await response.aclose()
-                    if why:  # a no-op when a block already recorded the answer's end
+                    if not rewriter.ended:
                         await offload(functools.partial(abandon_quietly, rewriter.abandon, why))
 
         return httpx.Response(response.status_code, headers=_response_headers(response),
