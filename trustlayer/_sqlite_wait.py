@@ -42,13 +42,10 @@ class GuardedConnection:
         self._waits_for = f"the lock of {what} (another thread holds it)"
 
     def __enter__(self) -> sqlite3.Connection:
-        if deadline.remaining() is None:  # no stage deadline: the waits are unbounded, as ever
-            self._lock.acquire()
-            ms = self._normal_ms
-        else:
-            deadline.acquire(self._lock, self._waits_for)
-            ms = deadline.busy_timeout_ms(self._normal_ms)
+        # Without a stage deadline both are as ever: an unbounded lock wait, the normal busy timeout.
+        deadline.acquire(self._lock, self._waits_for)
         try:
+            ms = deadline.busy_timeout_ms(self._normal_ms)
             # A PRAGMA costs about a statement: issued only when the timeout changes (under a
             # deadline, and once after one to set the normal timeout back).
             if ms != self._busy_ms:
