@@ -264,11 +264,7 @@ class GroupCommitter:
                         by_loop.setdefault(waiter.loop, []).append(waiter)
                     elif not waiter._released:
                         _release(waiter)
-                for loop, waiters in by_loop.items():
-                    try:
-                        loop.call_soon_threadsafe(_settle, waiters)
-                    except RuntimeError:
-                        pass  # that event loop is closed: nobody is waiting any more
+                _settle_soon(by_loop)
                 raise
             if inline is not None and any(waiter is inline for _, waiter in batch):
                 return
@@ -329,11 +325,7 @@ class GroupCommitter:
                 if inline is not None:
                     self._poke()  # let the writer sweep this chain should a waiter never pass it on
             _wake(chain[0])  # the rest of the chain follows (see the module docstring)
-        for loop, waiters in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(_settle, waiters)
-            except RuntimeError:
-                pass  # that event loop is closed: nobody is waiting any more
+        _settle_soon(by_loop)
 
     def close(self) -> None:
         """Commit what is queued, then stop the thread."""
@@ -364,6 +356,15 @@ def _wake(waiter: Waiter | None) -> None:
         if not waiter._abandoned:
             return
         waiter = waiter._next
+
+
+def _settle_soon(by_loop: dict[asyncio.AbstractEventLoop, list[Waiter]]) -> None:
+    """Settle async waiters' futures on their own event loops: one callback per loop and batch."""
+    for loop, waiters in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle, waiters)
+        except RuntimeError:
+            pass  # that event loop is closed: nobody is waiting any more
 
 
 def _settle(waiters: list[Waiter]) -> None:
