@@ -295,7 +295,7 @@ class Gate:
 
     def _inbound_flow(self, response: Message, route: Route, request: Outbound | None,
                       envelope: bytes | None, requirement: VerifyRequirement | None) -> _Flow:
-        parents: tuple[str, ...] = (request.record.digest,) if request is not None else ()
+        parents, decision = _answer_to(request)
         try:
             if request is not None and response.conversation_id != request.message.conversation_id:
                 raise _Stop("restore", "the response belongs to a different conversation than its request")
@@ -320,14 +320,13 @@ class Gate:
             verdict = yield from self._verify(request, restored, route, requirement)
             hop = Hop(direction="inbound", route=route, conversation_id=response.conversation_id,
                       content=response.canonical_bytes(), verdict=verdict, parents=parents,
-                      decision=request.decision if request is not None else None, model=route.recipient.model)
+                      decision=decision, model=route.recipient.model)
             signed = yield _Call("sign", self._signer, "sign", (hop,), {}, Signed)
             index = yield _Call("record", self._recorder, "record", (signed.envelope,), {}, int)
             self._observe(hop, signed)
             return Inbound(message=restored, verdict=verdict, record=signed, index=index, peer=peer)
         except _Stop as stop:
-            yield from self._block_flow(stop, response, route, parents,
-                                        request.decision if request is not None else None)
+            yield from self._block_flow(stop, response, route, parents, decision)
 
     def _verify(self, request: Outbound | None, restored: Message, route: Route,
                 requirement: VerifyRequirement | None) -> _Flow:
@@ -585,8 +584,7 @@ class Gate:
 
     def _inbound_block(self, response: Message, route: Route,
                        request: Outbound | None) -> Callable[[_Stop], _Flow]:
-        parents = (request.record.digest,) if request is not None else ()
-        decision = request.decision if request is not None else None
+        parents, decision = _answer_to(request)
         return lambda stop: self._block_flow(stop, response, route, parents, decision)
 
     def stream_inbound(self, route: Route, *, request: Outbound) -> InboundStream:
@@ -602,9 +600,8 @@ class Gate:
         ``request``: the block is of the answer to this outbound message (an answer the caller
         could not read); the block's record names the request's record as its parent.
         """
-        parents = (request.record.digest,) if request is not None else ()
-        if decision is None and request is not None:
-            decision = request.decision
+        parents, answered = _answer_to(request)
+        decision = decision if decision is not None else answered
         flow = self._block_flow(_Stop(stage, reason), message, route, parents, decision)
         try:
             self._run(flow, lambda stop: self._block_flow(stop, message, route, parents, decision))
@@ -765,6 +762,13 @@ class InboundStream:
     def _record_block(self, stage: str, reason: str) -> Blocked:
         raw = Message.from_text(self._joined(self._raw), conversation_id=self._cid)
         return self._gate.record_block(stage, reason, raw, self._route, request=self._request)
+
+
+def _answer_to(request: Outbound | None) -> tuple[tuple[str, ...], Decision | None]:
+    """The parents and the decision of a record of the answer to ``request`` (none without a request)."""
+    if request is None:
+        return (), None
+    return (request.record.digest,), request.decision
 
 
 def _skip_restore(flow: _Flow, restored: Message) -> _Flow:
