@@ -11,6 +11,7 @@ from ``$TRUSTLAYER_CONFIG`` for decorators used without an explicit layer.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -176,6 +177,7 @@ class TrustLayer:
         self.close()
 
 
+@functools.lru_cache(maxsize=1024)  # the declared URLs, and the few a client calls, parsed once each
 def _url_parts(url: str) -> tuple[str, str, int, str] | None:
     """(scheme, host, port, path without a trailing slash) of an http(s) URL; None when it has no such parts."""
     try:
